@@ -1,0 +1,132 @@
+"""The one small protocol every provider implements, the values it returns, and the registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from generator.errors import ConfigError
+from generator.prompts import Request
+
+FinishReason = Literal["stop", "length", "other"]
+
+
+class RateInfo(BaseModel):
+    """What a provider's rate-limit headers said about the remaining allowance."""
+
+    model_config = ConfigDict(frozen=True)
+
+    remaining_requests: int | None = None
+    remaining_tokens: int | None = None
+    reset_seconds: float | None = None
+
+
+class Completion(BaseModel):
+    """One model answer, provider-neutral."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    finish_reason: FinishReason
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    model: str
+    rate: RateInfo | None = None
+
+
+class TransientError(Exception):
+    """Worth retrying: 429, 5xx, timeouts, dropped connections, malformed or empty answers."""
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None):
+        self.kind = kind
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class PermanentError(Exception):
+    """Not worth retrying. `fatal` means every later call would fail too (bad key, bad model),
+    so the run stops; otherwise only this task is given up."""
+
+    def __init__(self, message: str, fatal: bool = False):
+        self.fatal = fatal
+        super().__init__(message)
+
+
+class Backend(Protocol):
+    """A model provider. `complete` raises TransientError or PermanentError, nothing else."""
+
+    provider: str
+    model: str
+
+    async def complete(self, request: Request) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    provider: str
+    model: str | None = None
+    base_url: str | None = None
+    timeout: float = 600.0
+
+    @property
+    def self_hosted(self) -> bool:
+        return self.provider == "local" or self.base_url is not None
+
+
+BackendFactory = Callable[[BackendConfig], Backend]
+_REGISTRY: dict[str, BackendFactory] = {}
+
+
+def register(name: str) -> Callable[[BackendFactory], BackendFactory]:
+    def decorator(factory: BackendFactory) -> BackendFactory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorator
+
+
+def providers() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def create_backend(config: BackendConfig) -> Backend:
+    """Build the backend named by `config.provider`. Raises ConfigError for unknown providers."""
+    _load_builtin()
+    factory = _REGISTRY.get(config.provider)
+    if factory is None:
+        raise ConfigError(
+            f"unknown provider '{config.provider}': choose one of {', '.join(sorted(_REGISTRY))}"
+        )
+    return factory(config)
+
+
+def _load_builtin() -> None:
+    # Importing registers them; done lazily so `archetypes validate` never loads an SDK.
+    from generator.backends import anthropic_backend, local, openai_backend  # noqa: F401
+
+
+def require_env(*names: str, flag_hint: str) -> str:
+    """The first set variable among `names`, or a ConfigError naming what to set."""
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    raise ConfigError(f"{' or '.join(names)} is not set: export it ({flag_hint})")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form; HTTP dates are treated as absent)."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None

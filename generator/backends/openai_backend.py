@@ -1,0 +1,200 @@
+"""OpenAI, and any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, Ollama) via base_url."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+
+from generator.backends.base import (
+    BackendConfig,
+    Completion,
+    FinishReason,
+    PermanentError,
+    RateInfo,
+    TransientError,
+    parse_retry_after,
+    register,
+    require_env,
+)
+from generator.errors import ConfigError
+from generator.prompts import Request
+
+# Compatible servers usually need no key; the SDK insists on a non-empty one.
+PLACEHOLDER_KEY = "not-needed"
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "stop"}
+
+
+class OpenAIBackend:
+    """Chat Completions through the official SDK, its own retries off (run.py retries)."""
+
+    provider = "openai"
+
+    def __init__(self, config: BackendConfig):
+        self.base_url = config.base_url
+        if config.base_url:
+            api_key = os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_KEY
+        else:
+            api_key = require_env(
+                "OPENAI_API_KEY", flag_hint="or use --base-url for a local server"
+            )
+        if not config.model and not config.base_url:
+            raise ConfigError(
+                "--model is required with --provider openai (e.g. --model gpt-4.1-mini)"
+            )
+        self.model = config.model or ""
+        self.client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=config.timeout,
+        )
+
+    async def resolve_model(self) -> None:
+        """With a compatible server and no --model, use the first model it serves."""
+        if self.model:
+            return
+        try:
+            page = await self.client.models.list()
+        except openai.APIError as exc:
+            raise ConfigError(
+                f"could not list models at {self.base_url}: {exc}; pass --model"
+            ) from None
+        if not page.data:
+            raise ConfigError(f"the server at {self.base_url} lists no models; pass --model")
+        self.model = page.data[0].id
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "temperature": request.temperature,
+            "seed": request.seed,
+        }
+        # OpenAI's newer models take only max_completion_tokens; compatible servers know max_tokens.
+        body["max_tokens" if self.base_url else "max_completion_tokens"] = request.max_tokens
+        if request.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": request.step,
+                    "schema": request.json_schema,
+                    "strict": True,
+                },
+            }
+        return body
+
+    async def complete(self, request: Request) -> Completion:
+        await self.resolve_model()
+        try:
+            raw = await self.client.chat.completions.with_raw_response.create(**self._body(request))
+            response = raw.parse()
+        except openai.APIStatusError as exc:
+            raise _classify_status(exc) from None
+        except openai.APITimeoutError:
+            raise TransientError("timeout", "the request timed out") from None
+        except openai.APIConnectionError as exc:
+            raise TransientError(
+                "connection", f"connection failed: {exc.__cause__ or exc}"
+            ) from None
+        except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
+            raise TransientError("malformed", f"malformed response body: {exc}") from None
+        if not getattr(response, "choices", None):
+            raise TransientError("empty", "the response had no choices")
+        choice = response.choices[0]
+        text = choice.message.content if choice.message else None
+        if text is None:
+            raise TransientError("empty", "the response's message had no content")
+        usage = response.usage
+        cached = 0
+        if usage is not None and usage.prompt_tokens_details is not None:
+            cached = usage.prompt_tokens_details.cached_tokens or 0
+        return Completion(
+            text=text,
+            finish_reason=_FINISH.get(choice.finish_reason or "", "other"),
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cached_input_tokens=cached,
+            model=response.model or self.model,
+            rate=_rate_info(raw.headers),
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _classify_status(exc: openai.APIStatusError) -> Exception:
+    status = exc.status_code
+    retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
+    if status == 429:
+        return TransientError("429", "rate limited (429)", retry_after)
+    if status >= 500 or status in (408, 409):
+        return TransientError(str(status), f"server error ({status})", retry_after)
+    if status in (401, 403):
+        return PermanentError(
+            f"the provider refused the credentials ({status}): check OPENAI_API_KEY", fatal=True
+        )
+    if status == 404:
+        return PermanentError(f"not found ({status}): check --model and --base-url", fatal=True)
+    return PermanentError(f"the provider rejected the request ({status}): {_short(exc)}")
+
+
+def _short(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        message = body.get("message") or (body.get("error") or {}).get("message")
+        if message:
+            return str(message)[:300]
+    return str(exc.message)[:300]
+
+
+def _rate_info(headers: Mapping[str, str]) -> RateInfo | None:
+    remaining = headers.get("x-ratelimit-remaining-requests")
+    tokens = headers.get("x-ratelimit-remaining-tokens")
+    reset = headers.get("x-ratelimit-reset-requests")
+    if remaining is None and tokens is None:
+        return None
+    return RateInfo(
+        remaining_requests=_int(remaining),
+        remaining_tokens=_int(tokens),
+        reset_seconds=_duration(reset),
+    )
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _duration(value: str | None) -> float | None:
+    """OpenAI writes resets like '1s', '6m0s', '120ms'."""
+    if not value:
+        return None
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = "ms" if value[i : i + 2] == "ms" else ch
+        i += len(unit)
+        if unit not in units or not number:
+            return None
+        total += float(number) * units[unit]
+        number = ""
+    if number:
+        total += float(number)
+    return total
+
+
+@register("openai")
+def _factory(config: BackendConfig) -> OpenAIBackend:
+    return OpenAIBackend(config)

