@@ -224,7 +224,8 @@ def schema_problems(located: LocatedYaml) -> list[Problem]:
     problems: list[Problem] = []
     for error in validator.iter_errors(located.data):
         problems.extend(_describe(error, located))
-    return problems
+    # One value can break two rules that read the same to a person ("must not be empty").
+    return list(dict.fromkeys(problems))
 
 
 def _describe(error: jsonschema.ValidationError, located: LocatedYaml) -> list[Problem]:
@@ -306,13 +307,52 @@ def semantic_problems(located: LocatedYaml) -> list[Problem]:
         problems.extend(_duplicate_entries(located, key))
     problems.extend(_genre_problems(located))
     targets = data.get("targets")
-    if isinstance(targets, dict):
-        low, high = targets.get("min_words"), targets.get("max_words")
+    if isinstance(targets, dict) and ("min_words" in targets or "max_words" in targets):
+        low = targets.get("min_words", Targets().min_words)
+        high = targets.get("max_words", Targets().max_words)
         if isinstance(low, int) and isinstance(high, int) and low >= high:
+            given = "min_words" if "min_words" in targets else "max_words"
             problems.append(
                 located.problem(
-                    ("targets", "min_words"),
-                    f"targets.min_words ({low}) must be less than targets.max_words ({high})",
+                    ("targets", given),
+                    f"targets.min_words ({low}) must be less than targets.max_words ({high})"
+                    + (
+                        ""
+                        if len({"min_words", "max_words"} & set(targets)) == 2
+                        else " (the default)"
+                    ),
+                )
+            )
+    problems.extend(_trailing_newline_problems(located))
+    return problems
+
+
+def _trailing_newline_problems(located: LocatedYaml) -> list[Problem]:
+    """JSON Schema's `$` also matches before a final newline in Python's `re`; a `|` block would
+    slip an id like "honest\n" past the slug pattern. Identifiers must be exact."""
+    data = located.data
+    paths: list[JsonPath] = [("id",), ("version",), ("targets", "language")]
+    for key in ("traits", "genres"):
+        items = data.get(key)
+        if isinstance(items, list):
+            paths.extend((key, i, "id") for i in range(len(items)))
+    problems = []
+    for at in paths:
+        value: Any = data
+        for part in at:
+            value = (
+                value.get(part)
+                if isinstance(value, dict)
+                else (
+                    value[part]
+                    if isinstance(value, list) and isinstance(part, int) and part < len(value)
+                    else None
+                )
+            )
+        if isinstance(value, str) and value != value.strip():
+            problems.append(
+                located.problem(
+                    at, f"{_dotted(at)}: {value!r} must not start or end with whitespace"
                 )
             )
     return problems

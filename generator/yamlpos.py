@@ -70,16 +70,25 @@ def parse_located(raw: bytes, path: Path) -> LocatedYaml:
     if b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
         raise YamlLoadError([Problem(path, line, 1, "binary content (NUL byte): not a YAML file")])
+    body = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not content
     try:
-        text = raw.decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        line = body[: exc.start].count(b"\n") + 1
+        col = exc.start - (body.rfind(b"\n", 0, exc.start) + 1) + 1
         raise YamlLoadError(
             [Problem(path, line, col, "not valid UTF-8 text: save the file as UTF-8")]
         ) from None
 
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks characters as it goes: control characters raise here or later.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise YamlLoadError(
+            [Problem(path, line, col, f"character {exc.character!r} is not allowed in YAML")]
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -93,6 +102,12 @@ def parse_located(raw: bytes, path: Path) -> LocatedYaml:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         detail = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
         raise YamlLoadError([Problem(path, line, col, f"invalid YAML: {detail}")]) from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise YamlLoadError(
+            [Problem(path, line, col, f"character {exc.character!r} is not allowed in YAML")]
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlLoadError([Problem(path, 1, 1, f"invalid YAML: {exc}")]) from None
     finally:

@@ -1,0 +1,321 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
+
+It answers /v1/chat/completions instantly (or after a fixed latency) with plausible content: a
+JSON idea when a response_format is asked for, otherwise a varied document of roughly the asked
+length. It can inject faults at configurable rates and enforce requests/tokens per minute with
+429s and OpenAI's rate-limit headers. Every request is logged so tests can prove what was paid.
+
+Run standalone: python -m tests.support.openai_stub --port 8011 [--latency 0.5] [--fault-rate 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+WORDS = ["river", "lantern", "morning", "question", "ledger", "window", "harbour", "garden", "letter", "kettle", "notebook", "bridge", "orchard", "station", "shelf", "ticket", "signal", "meadow", "workshop", "clinic", "archive", "compass", "blanket", "thread", "market", "ferry", "valley", "ladder", "pencil", "violin", "kitchen", "schedule", "telescope", "bakery", "library", "tide"]
+VERBS = ["asked", "noticed", "checked", "explained", "wondered", "admitted", "suggested", "waited", "listened", "wrote"]
+PEOPLE = ["Mara", "Tomas", "Aiyana", "Kenji", "Priya", "Oluwaseun", "Ines", "Dmitri", "Leila", "Hamish"]
+
+FAULTS = ("429", "500", "503", "reset", "timeout", "malformed", "truncated", "empty")
+
+
+@dataclass
+class StubConfig:
+    latency: float = 0.0
+    fault_rates: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # tokens per minute
+    timeout_sleep: float = 30.0
+    retry_after: float = 0.05
+    model: str = "stub-model"
+    words_factor: float = 0.8  # document words as a fraction of max_tokens / 1.6
+
+
+@dataclass
+class LogEntry:
+    seed: int
+    structured: bool
+    messages: int
+    outcome: str  # "ok" or a fault name
+    at: float
+
+
+def document_text(rng: random.Random, words: int) -> str:
+    """Varied prose-like text: distinct sentences, so dedup and repetition gates pass it."""
+    sentences: list[str] = []
+    count = 0
+    while count < words:
+        person = rng.choice(PEOPLE)
+        parts = [
+            person,
+            rng.choice(VERBS),
+            "about the",
+            rng.choice(WORDS),
+            "near the",
+            rng.choice(WORDS),
+            "and the",
+            rng.choice(WORDS),
+            "before",
+            rng.choice(PEOPLE),
+            "came back with a",
+            rng.choice(WORDS),
+        ]
+        sentence = " ".join(parts) + f" at {rng.randint(1, 12)}:{rng.randint(10, 59)}."
+        sentences.append(sentence)
+        count += len(sentence.split())
+    paragraphs = [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)]
+    return "\n\n".join(paragraphs)
+
+
+class OpenAIStub:
+    def __init__(self, config: StubConfig | None = None):
+        self.config = config or StubConfig()
+        self.rng = random.Random(self.config.seed)
+        self.log: list[LogEntry] = []
+        self.faults: Counter[str] = Counter()
+        self._window: deque[tuple[float, int]] = deque()
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port = 0
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_get("/_log", self.get_log)
+        return app
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [{"id": self.config.model, "object": "model", "owned_by": "stub"}],
+            }
+        )
+
+    async def get_log(self, request: web.Request) -> web.Response:
+        return web.json_response([entry.__dict__ for entry in self.log])
+
+    def _pick_fault(self) -> str | None:
+        roll = self.rng.random()
+        edge = 0.0
+        for name in FAULTS:
+            edge += self.config.fault_rates.get(name, 0.0)
+            if roll < edge:
+                return name
+        return None
+
+    def _rate_headers(self, now: float, tokens: int) -> tuple[dict[str, str], bool]:
+        """Sliding one-minute window. Returns headers and whether this request is over the limit."""
+        while self._window and now - self._window[0][0] > 60:
+            self._window.popleft()
+        used_requests = len(self._window)
+        used_tokens = sum(t for _, t in self._window)
+        over = (self.config.rpm is not None and used_requests + 1 > self.config.rpm) or (
+            self.config.tpm is not None and used_tokens + tokens > self.config.tpm
+        )
+        reset = 60 - (now - self._window[0][0]) if self._window else 0.0
+        headers = {}
+        if self.config.rpm is not None:
+            headers["x-ratelimit-limit-requests"] = str(self.config.rpm)
+            headers["x-ratelimit-remaining-requests"] = str(
+                max(self.config.rpm - used_requests - (0 if over else 1), 0)
+            )
+            headers["x-ratelimit-reset-requests"] = f"{reset:.3f}s"
+        if self.config.tpm is not None:
+            headers["x-ratelimit-limit-tokens"] = str(self.config.tpm)
+            headers["x-ratelimit-remaining-tokens"] = str(
+                max(self.config.tpm - used_tokens - (0 if over else tokens), 0)
+            )
+            headers["x-ratelimit-reset-tokens"] = f"{reset:.3f}s"
+        if not over:
+            self._window.append((now, tokens))
+        else:
+            headers["retry-after"] = f"{max(reset, 0.05):.3f}"
+        return headers, over
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ConnectionResetError:  # the client died mid-request (a test's SIGKILL)
+            return web.Response(status=499)
+        seed = int(body.get("seed") or 0)
+        structured = "response_format" in body
+        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
+        prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
+        entry = LogEntry(seed, structured, len(body.get("messages", [])), "ok", time.time())
+        self.log.append(entry)
+        if self.config.latency:
+            await asyncio.sleep(self.config.latency)
+
+        rate_headers, over = self._rate_headers(time.monotonic(), prompt_tokens + max_tokens // 2)
+        if over:
+            entry.outcome = "429-limit"
+            self.faults["429-limit"] += 1
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Rate limit reached",
+                        "type": "requests",
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+                status=429,
+                headers=rate_headers,
+            )
+
+        fault = self._pick_fault()
+        if fault:
+            entry.outcome = fault
+            self.faults[fault] += 1
+        if fault == "429":
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Rate limit reached",
+                        "type": "requests",
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+                status=429,
+                headers={"retry-after": str(self.config.retry_after)},
+            )
+        if fault in ("500", "503"):
+            return web.json_response(
+                {"error": {"message": "server error", "type": "server_error"}}, status=int(fault)
+            )
+        if fault == "reset":
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=500)
+        if fault == "timeout":
+            await asyncio.sleep(self.config.timeout_sleep)
+        if fault == "malformed":
+            return web.Response(
+                text='{"id": "chatcmpl-x", "choices": [{"index": 0, "mess',
+                content_type="application/json",
+            )
+        if fault == "empty":
+            return web.json_response(
+                {
+                    "id": "chatcmpl-e",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": self.config.model,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": 0,
+                        "total_tokens": prompt_tokens,
+                    },
+                }
+            )
+
+        rng = random.Random(seed * 7 + len(body.get("messages", [])))
+        if structured:
+            content = json.dumps(
+                {
+                    "title": f"The {rng.choice(WORDS)} at the {rng.choice(WORDS)}",
+                    "premise": document_text(rng, 40),
+                    "reasoning_moment": f"{rng.choice(PEOPLE)} asks why, and the assistant explains its reasons plainly.",
+                }
+            )
+        else:
+            content = document_text(rng, int(max_tokens / 1.6 * self.config.words_factor))
+        finish = "stop"
+        if fault == "truncated":
+            content = content[: len(content) // 3]
+            finish = "length"
+        completion_tokens = max(len(content) // 4, 1)
+        payload = {
+            "id": f"chatcmpl-{len(self.log)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model") or self.config.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": finish,
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return web.json_response(payload, headers=rate_headers)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> str:
+        """Serve in a background thread; returns the base URL (http://127.0.0.1:PORT/v1)."""
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._runner = web.AppRunner(self.app(), access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", port)
+            self._loop.run_until_complete(site.start())
+            server = site._server
+            assert server is not None
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self.base_url
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8011)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="Spread evenly over all fault kinds."
+    )
+    parser.add_argument("--rpm", type=int, default=None)
+    parser.add_argument("--tpm", type=int, default=None)
+    args = parser.parse_args()
+    rates = {name: args.fault_rate / len(FAULTS) for name in FAULTS} if args.fault_rate else {}
+    stub = OpenAIStub(
+        StubConfig(
+            latency=args.latency, fault_rates=rates, rpm=args.rpm, tpm=args.tpm, timeout_sleep=5.0
+        )
+    )
+    web.run_app(stub.app(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
