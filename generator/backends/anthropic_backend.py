@@ -50,12 +50,12 @@ class AnthropicBackend:
         )
 
     def _body(self, request: Request) -> dict[str, Any]:
+        # No sampling parameters: the current Messages API leaves temperature to the model.
         # The brief is the long shared prefix: marked cacheable so every task of an archetype
         # after the first reads it from Anthropic's prompt cache.
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": request.max_tokens,
-            "temperature": min(request.temperature, 1.0),
             "system": [
                 {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
             ],
@@ -79,7 +79,7 @@ class AnthropicBackend:
     async def complete(self, request: Request) -> Completion:
         try:
             raw = await self.client.messages.with_raw_response.create(**self._body(request))
-            message = raw.parse()
+            message = await raw.parse()
         except anthropic.APIStatusError as exc:
             raise _classify_status(exc) from None
         except anthropic.APITimeoutError:

@@ -46,6 +46,10 @@ class OpenAIBackend:
                 "--model is required with --provider openai (e.g. --model gpt-4.1-mini)"
             )
         self.model = config.model or ""
+        # OpenAI itself takes json_schema; compatible servers may need the older form.
+        self.structured_modes = (
+            ["json_schema"] if not config.base_url else ["json_schema", "json_object"]
+        )
         self.client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=config.base_url,
@@ -76,24 +80,24 @@ class OpenAIBackend:
         }
         # OpenAI's newer models take only max_completion_tokens; compatible servers know max_tokens.
         body["max_tokens" if self.base_url else "max_completion_tokens"] = request.max_tokens
-        if request.json_schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": request.step,
-                    "schema": request.json_schema,
-                    "strict": True,
-                },
-            }
+        if request.json_schema is not None and self.structured_modes:
+            if self.structured_modes[0] == "json_schema":
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": request.step,
+                        "schema": request.json_schema,
+                        "strict": True,
+                    },
+                }
+            else:  # llama.cpp's server and older vLLM: a JSON object constrained by a schema
+                body["response_format"] = {"type": "json_object", "schema": request.json_schema}
         return body
 
     async def complete(self, request: Request) -> Completion:
         await self.resolve_model()
         try:
-            raw = await self.client.chat.completions.with_raw_response.create(**self._body(request))
-            response = raw.parse()
-        except openai.APIStatusError as exc:
-            raise _classify_status(exc) from None
+            response, headers = await self._create(request)
         except openai.APITimeoutError:
             raise TransientError("timeout", "the request timed out") from None
         except openai.APIConnectionError as exc:
@@ -119,8 +123,31 @@ class OpenAIBackend:
             output_tokens=usage.completion_tokens if usage else 0,
             cached_input_tokens=cached,
             model=response.model or self.model,
-            rate=_rate_info(raw.headers),
+            rate=_rate_info(headers),
         )
+
+    async def _create(self, request: Request) -> tuple[Any, Mapping[str, str]]:
+        """One chat completion, stepping down the structured-output forms a server refuses."""
+        while True:
+            try:
+                raw = await self.client.chat.completions.with_raw_response.create(
+                    **self._body(request)
+                )
+                return raw.parse(), raw.headers
+            except openai.APIStatusError as exc:
+                if not self._downgrade_structured_output(request, exc):
+                    raise _classify_status(exc) from None
+
+    def _downgrade_structured_output(self, request: Request, exc: openai.APIStatusError) -> bool:
+        """Servers differ in which structured-output form they accept. When one refuses the
+        current form, move to the next (json_schema -> json_object+schema -> plain prompt;
+        the answer is validated after either way) and say whether to try again."""
+        if request.json_schema is None or not self.structured_modes or exc.status_code == 429:
+            return False
+        if "response_format" not in str(exc.body or exc.message):
+            return False
+        self.structured_modes.pop(0)
+        return True
 
     async def aclose(self) -> None:
         await self.client.close()

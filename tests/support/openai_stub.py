@@ -21,9 +21,68 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-WORDS = ["river", "lantern", "morning", "question", "ledger", "window", "harbour", "garden", "letter", "kettle", "notebook", "bridge", "orchard", "station", "shelf", "ticket", "signal", "meadow", "workshop", "clinic", "archive", "compass", "blanket", "thread", "market", "ferry", "valley", "ladder", "pencil", "violin", "kitchen", "schedule", "telescope", "bakery", "library", "tide"]
-VERBS = ["asked", "noticed", "checked", "explained", "wondered", "admitted", "suggested", "waited", "listened", "wrote"]
-PEOPLE = ["Mara", "Tomas", "Aiyana", "Kenji", "Priya", "Oluwaseun", "Ines", "Dmitri", "Leila", "Hamish"]
+WORDS = [
+    "river",
+    "lantern",
+    "morning",
+    "question",
+    "ledger",
+    "window",
+    "harbour",
+    "garden",
+    "letter",
+    "kettle",
+    "notebook",
+    "bridge",
+    "orchard",
+    "station",
+    "shelf",
+    "ticket",
+    "signal",
+    "meadow",
+    "workshop",
+    "clinic",
+    "archive",
+    "compass",
+    "blanket",
+    "thread",
+    "market",
+    "ferry",
+    "valley",
+    "ladder",
+    "pencil",
+    "violin",
+    "kitchen",
+    "schedule",
+    "telescope",
+    "bakery",
+    "library",
+    "tide",
+]
+VERBS = [
+    "asked",
+    "noticed",
+    "checked",
+    "explained",
+    "wondered",
+    "admitted",
+    "suggested",
+    "waited",
+    "listened",
+    "wrote",
+]
+PEOPLE = [
+    "Mara",
+    "Tomas",
+    "Aiyana",
+    "Kenji",
+    "Priya",
+    "Oluwaseun",
+    "Ines",
+    "Dmitri",
+    "Leila",
+    "Hamish",
+]
 
 FAULTS = ("429", "500", "503", "reset", "timeout", "malformed", "truncated", "empty")
 
