@@ -28,6 +28,42 @@ class Usage(BaseModel):
     model_calls: int = Field(ge=0, description="Calls made for this document, re-asks included.")
 
 
+class Checks(BaseModel):
+    """Measurements from the heuristic and near-duplicate gates, kept for later filtering."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    language: str = Field(description="Detected language code, or 'unknown'.")
+    language_confidence: float = Field(ge=0, le=1)
+    repeated_ngram_ratio: float = Field(ge=0, le=1, description="Share of 4-grams that repeat.")
+    repeated_sentence_ratio: float = Field(ge=0, le=1)
+    max_similarity: float = Field(ge=0, le=1, description="Estimated Jaccard similarity to the nearest kept document.")
+    near_duplicate_of: str | None = None
+
+
+class TraitScore(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trait: str
+    score: int = Field(ge=1, le=5)
+    evidence: str
+    evidence_found: bool = Field(description="The quoted evidence occurs in the document.")
+
+
+class Judgement(BaseModel):
+    """The judge gate's verdict on one document."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    focus_score: int = Field(ge=1, le=5)
+    trait_scores: list[TraitScore]
+    anti_markers: list[str]
+    backfire_flags: list[str]
+    critique: str
+    passed: bool
+
+
 class Record(BaseModel):
     """One accepted document and everything needed to trace how it was made."""
 
@@ -57,6 +93,10 @@ class Record(BaseModel):
     seed: int
     finish_reason: str
     usage: Usage
+    checks: Checks | None = None
+    judge: Judgement | None = None
+    judge_model: str | None = None
+    revised: bool = Field(default=False, description="Rewritten once after the judge's critique.")
     created_at: str = Field(description="UTC time the document was accepted, ISO 8601.")
 
 
