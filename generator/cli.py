@@ -6,6 +6,7 @@ Every error the tool raises on purpose becomes one clean message on stderr and a
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 import click
 
 from generator import __version__, estimate, spec
+from generator.backends.base import BackendConfig
 from generator.errors import ArchetypeCorpusError, ConfigError, SpecError, UserError
+from generator.gates.heuristics import CHECKS as HEURISTIC_CHECKS
 from generator.plan import Task, coverage, default_count, plan
 from generator.prompts import character_brief, judge_rubric
 from generator.resources import library_dir, templates_dir
@@ -232,6 +235,50 @@ def _print_coverage(tasks: list[Task]) -> None:
 # Generation
 
 
+def _judge_options(command: Any) -> Any:
+    options = [
+        click.option(
+            "--judge-provider",
+            type=click.Choice(["local", "openai", "anthropic"]),
+            default=None,
+            help="Judge's provider (default: the writer's).",
+        ),
+        click.option("--judge-model", default=None, help="Judge's model (default: the writer's)."),
+        click.option("--judge-base-url", default=None, help="Judge's OpenAI-compatible server."),
+        click.option(
+            "--judge",
+            "judge_mode",
+            type=click.Choice(["enforce", "advisory", "off"]),
+            default=None,
+            help="enforce the judge's verdict, only record it, or skip the judge "
+            "(default: enforce; advisory when the judge is the embedded tiny model).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _judge_config(
+    writer: BackendConfig,
+    provider: str | None,
+    model: str | None,
+    base_url: str | None,
+    timeout: float,
+) -> BackendConfig | None:
+    """The judge's backend, or None to use the writer's."""
+    if provider is None and model is None and base_url is None:
+        return None
+    chosen = provider or ("openai" if base_url else writer.provider)
+    same_provider = chosen == writer.provider
+    return BackendConfig(
+        provider=chosen,
+        model=model or (writer.model if same_provider else None),
+        base_url=base_url or (writer.base_url if same_provider else None),
+        timeout=timeout,
+    )
+
+
 def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     """Explicit flag first; a base URL means an OpenAI-compatible server; then whichever hosted
     provider has a key in the environment; else the embedded local model."""
@@ -315,6 +362,21 @@ def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     default=None,
     help="Progress bar (default: on a terminal only; plain lines otherwise).",
 )
+@_judge_options
+@click.option(
+    "--relax",
+    "relax",
+    multiple=True,
+    type=click.Choice(list(HEURISTIC_CHECKS)),
+    help="Measure this heuristic check but do not enforce it (repeatable).",
+)
+@click.option(
+    "--dedup-against",
+    "dedup_against",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Earlier run folder, records.jsonl or folder of parquet files not to repeat.",
+)
 def generate(
     paths: tuple[Path, ...],
     out: Path,
@@ -328,9 +390,14 @@ def generate(
     prices: Path | None,
     timeout: float,
     progress: bool | None,
+    judge_provider: str | None,
+    judge_model: str | None,
+    judge_base_url: str | None,
+    judge_mode: str | None,
+    relax: tuple[str, ...],
+    dedup_against: tuple[Path, ...],
 ) -> None:
     """Generate (or resume, or extend) a corpus run in --out."""
-    from generator.backends.base import BackendConfig
     from generator.run import RunOptions, run
 
     if budget is not None and budget <= 0:
@@ -339,20 +406,22 @@ def generate(
         raise ConfigError("only one --base-url is supported for now")
     archetypes = spec.load_specs(_spec_paths(paths))
     chosen = _choose_provider(provider, base_urls)
+    writer = BackendConfig(
+        provider=chosen, model=model, base_url=base_urls[0] if base_urls else None, timeout=timeout
+    )
     options = RunOptions(
         out=out,
         n=count or default_count(archetypes),
         seed=seed,
-        backend=BackendConfig(
-            provider=chosen,
-            model=model,
-            base_url=base_urls[0] if base_urls else None,
-            timeout=timeout,
-        ),
+        backend=writer,
         concurrency=concurrency,
         budget=budget,
         prices_file=prices,
         progress=progress,
+        judge=_judge_config(writer, judge_provider, judge_model, judge_base_url, timeout),
+        judge_mode=judge_mode,  # type: ignore[arg-type]
+        relax=frozenset(relax),
+        dedup_against=dedup_against,
     )
     summary = run(archetypes, options)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
@@ -366,6 +435,188 @@ def generate(
         raise SystemExit(EXIT_INTERRUPTED)
     if summary.status == "failed":
         raise SystemExit(EXIT_USER_ERROR)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@_judge_options
+@click.option(
+    "--relax",
+    "relax",
+    multiple=True,
+    type=click.Choice(list(HEURISTIC_CHECKS)),
+    help="Measure this heuristic check but do not enforce it (repeatable).",
+)
+@click.option(
+    "--specs",
+    "specs",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Spec files or folders (default: the ones recorded in the run's manifest).",
+)
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Move documents that now fail to rejects.jsonl (default: only report).",
+)
+@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+def check(
+    run_dir: Path,
+    judge_provider: str | None,
+    judge_model: str | None,
+    judge_base_url: str | None,
+    judge_mode: str | None,
+    relax: tuple[str, ...],
+    specs: tuple[Path, ...],
+    apply: bool,
+    prices: Path | None,
+    timeout: float,
+) -> None:
+    """Run the gates again over an existing run, e.g. with a stronger judge."""
+    from generator.recheck import run_check
+
+    writer = _writer_from_manifest(run_dir)
+    judge = _judge_config(writer, judge_provider, judge_model, judge_base_url, timeout) or writer
+    summary = run_check(run_dir, judge, judge_mode, frozenset(relax), specs, apply, prices)  # type: ignore[arg-type]
+    reasons = ", ".join(f"{k} {v}" for k, v in summary.failed.most_common()) or "none"
+    click.echo(
+        f"checked {summary.checked} documents with judge {summary.judge_model}: "
+        f"{summary.passed} pass, {summary.checked - summary.passed} fail ({reasons})"
+    )
+    click.echo(f"verdicts: {summary.report}")
+    if summary.checked != summary.passed:
+        click.echo(
+            "records.jsonl updated; failing documents moved to rejects.jsonl"
+            if summary.applied
+            else "nothing changed; rerun with --apply to drop the failing documents"
+        )
+
+
+def _writer_from_manifest(run_dir: Path) -> BackendConfig:
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UserError(f"{run_dir}: no readable manifest.json; is this a run directory?") from None
+    return BackendConfig(
+        provider=manifest["provider"], model=manifest["model"], base_url=manifest.get("base_url")
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset and publishing
+
+
+_run_dir_argument = click.argument(
+    "run_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False)
+)
+
+
+@cli.command(name="build")
+@_run_dir_argument
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    metavar="NAME=FRACTION",
+    help="Hold out a split by a stable hash of the document id, e.g. validation=0.05 "
+    "(repeatable; train gets the rest).",
+)
+@click.option(
+    "--tokenizer",
+    default="o200k_base",
+    show_default=True,
+    help="For n_tokens and the card: o200k_base, cl100k_base, or a path to a tokenizer.json.",
+)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(["parquet", "jsonl"]),
+    help="Also write DIR/dataset/jsonl/<split>.jsonl (parquet is always written).",
+)
+@click.option(
+    "--shard-rows",
+    type=int,
+    default=50_000,
+    show_default=True,
+    callback=_positive,
+    help="Rows per parquet shard at most.",
+)
+@click.option(
+    "--license",
+    "license_id",
+    default="cc-by-4.0",
+    show_default=True,
+    help="License id for the dataset card (the Hub's ids, e.g. apache-2.0).",
+)
+def build_command(
+    run_dir: Path,
+    splits: tuple[str, ...],
+    tokenizer: str,
+    formats: tuple[str, ...],
+    shard_rows: int,
+    license_id: str,
+) -> None:
+    """Build DIR/dataset/: parquet shards and a dataset card, ready to publish."""
+    from generator import dataset
+
+    result = dataset.build(
+        run_dir,
+        dataset.BuildOptions(
+            splits=dataset.parse_splits(splits),
+            tokenizer=tokenizer,
+            formats=tuple(dict.fromkeys(("parquet", *formats))),
+            shard_rows=shard_rows,
+            license=license_id,
+        ),
+    )
+    for line in dataset.describe(result):
+        click.echo(line)
+
+
+@cli.command(name="publish")
+@_run_dir_argument
+@click.option(
+    "--repo-id",
+    required=True,
+    metavar="OWNER/NAME",
+    help="Dataset repository on the Hugging Face Hub (created if missing).",
+)
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option(
+    "--revision",
+    default=None,
+    metavar="BRANCH",
+    help="Branch to commit to (created if missing; default: main).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List what would be uploaded and print the card; no network, no token.",
+)
+@click.option("--message", default=None, help="Commit message.")
+def publish_command(
+    run_dir: Path,
+    repo_id: str,
+    private: bool,
+    revision: str | None,
+    dry_run: bool,
+    message: str | None,
+) -> None:
+    """Upload DIR/dataset/ to the Hugging Face Hub as a dataset, in one commit.
+
+    The token comes from HF_TOKEN or `hf auth login`; HF_ENDPOINT selects another Hub.
+    """
+    from generator import publish
+
+    if dry_run:
+        for line in publish.dry_run(run_dir, repo_id, revision):
+            click.echo(line)
+        return
+    result = publish.publish(run_dir, repo_id, private=private, revision=revision, message=message)
+    for line in result.describe():
+        click.echo(line)
 
 
 def main() -> None:

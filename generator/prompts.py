@@ -21,8 +21,8 @@ from generator.plan import Task
 from generator.resources import templates_dir
 from generator.spec import Archetype
 
-Step = Literal["idea", "write"]
-TEMPLATES = ("brief", "idea", "write", "rubric")
+Step = Literal["idea", "write", "judge", "revise"]
+TEMPLATES = ("brief", "idea", "write", "revise", "rubric", "judge")
 _VERSION_RE = re.compile(r"\{#-?\s*template-version:\s*([\w.-]+)\s*-?#\}")
 
 LANGUAGE_NAMES = {
@@ -135,18 +135,18 @@ def template_versions() -> dict[str, str]:
     return {name: template_version(name) for name in TEMPLATES}
 
 
-def _render(name: str, **context: Any) -> str:
+def render(name: str, **context: Any) -> str:
     return _environment().get_template(f"{name}.md.j2").render(**context).strip() + "\n"
 
 
 def character_brief(archetype: Archetype) -> str:
     """The writer's system prompt: who the character is. Never mentions the tropes to avoid."""
-    return _render("brief", a=archetype)
+    return render("brief", a=archetype)
 
 
 def judge_rubric(archetype: Archetype) -> str:
     """The judge's rubric: traits with anti-markers, tropes to avoid, backfire flags, thresholds."""
-    return _render("rubric", a=archetype)
+    return render("rubric", a=archetype)
 
 
 def _slots(task: Task, archetype: Archetype) -> dict[str, Any]:
@@ -171,7 +171,7 @@ def idea_request(task: Task, archetype: Archetype) -> Request:
         step="idea",
         messages=(
             Message(role="system", content=character_brief(archetype)),
-            Message(role="user", content=_render("idea", **_slots(task, archetype))),
+            Message(role="user", content=render("idea", **_slots(task, archetype))),
         ),
         max_tokens=IDEA_MAX_TOKENS,
         temperature=1.0,
@@ -206,10 +206,37 @@ def write_request(task: Task, archetype: Archetype, idea: Idea) -> Request:
         step="write",
         messages=(
             Message(role="system", content=character_brief(archetype)),
-            Message(role="user", content=_render("write", idea=idea, **_slots(task, archetype))),
+            Message(role="user", content=render("write", idea=idea, **_slots(task, archetype))),
         ),
         max_tokens=int(max_words * TOKENS_PER_WORD) + 64,
         temperature=0.9,
         seed=task.sample_seed,
         template_version=f"brief-{template_version('brief')}+write-{template_version('write')}",
+    )
+
+
+def revise_request(task: Task, archetype: Archetype, record: Any, advice: str) -> Request:
+    """The one critique-and-rewrite attempt. The editor's advice is the judge's positive
+    `revision_advice`, never its list of flags, so the writer is still never shown a trope."""
+    max_words = archetype.targets.max_words
+    return Request(
+        task_id=task.id,
+        step="revise",
+        messages=(
+            Message(role="system", content=character_brief(archetype)),
+            Message(
+                role="user",
+                content=render(
+                    "revise",
+                    record=record,
+                    advice=advice,
+                    min_words=archetype.targets.min_words,
+                    max_words=max_words,
+                ),
+            ),
+        ),
+        max_tokens=int(max_words * TOKENS_PER_WORD) + 64,
+        temperature=0.8,
+        seed=task.sample_seed,
+        template_version=f"brief-{template_version('brief')}+revise-{template_version('revise')}",
     )

@@ -37,7 +37,9 @@ class Checks(BaseModel):
     language_confidence: float = Field(ge=0, le=1)
     repeated_ngram_ratio: float = Field(ge=0, le=1, description="Share of 4-grams that repeat.")
     repeated_sentence_ratio: float = Field(ge=0, le=1)
-    max_similarity: float = Field(ge=0, le=1, description="Estimated Jaccard similarity to the nearest kept document.")
+    max_similarity: float = Field(
+        ge=0, le=1, description="Estimated Jaccard similarity to the nearest kept document."
+    )
     near_duplicate_of: str | None = None
 
 
@@ -175,11 +177,14 @@ def make_record(
     )
 
 
-def make_reject(task: Task, step: str, reason: str, detail: str, text: str = "") -> Reject:
+def make_reject(
+    source: Task | Record, step: str, reason: str, detail: str, text: str = ""
+) -> Reject:
+    """A reject for a task (during generation) or a record (when `check` drops it)."""
     return Reject(
-        task_id=task.id,
-        index=task.index,
-        archetype_id=task.archetype_id,
+        task_id=source.id,
+        index=source.index,
+        archetype_id=source.archetype_id,
         step=step,
         reason=reason,
         detail=detail,

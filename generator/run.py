@@ -1,26 +1,22 @@
-"""Wires the pipeline: plan stream -> prompts -> backend -> records -> gates -> run directory.
+"""Wires the pipeline: plan stream -> prompts -> backends -> records -> gates -> run directory.
 
-Concurrency is a pool of worker coroutines. Every model call goes through `_Caller`, which owns
-the persistent cache (a rerun pays for nothing twice), the budget (no call starts that could take
-spending past the cap), the shared rate-limit pause and the transport retries. Content retries
-(re-asking for a parseable idea, a longer budget for a cut-off document) live in `_Worker`.
+Concurrency is a pool of worker coroutines fed by a scheduler that walks the plan stream until N
+documents are accepted (counting earlier sessions). Model calls go through generator.calls
+(cache, budget, rate limits, transport retries); content retries (re-asking for a parseable idea,
+more room for a cut-off document, one critique-and-rewrite) live in `_Worker`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import random
 import signal
-import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from generator import __version__
 from generator.backends.base import (
@@ -31,8 +27,18 @@ from generator.backends.base import (
     TransientError,
     create_backend,
 )
+from generator.backends.local import DEFAULT_MODEL_NAME
+from generator.calls import Budget, BudgetReached, CallStats, ModelCaller, ResponseCache
 from generator.errors import ConfigError
-from generator.gates import run_gates
+from generator.gates import (
+    TINY_MODEL_NOTE,
+    Gatekeeper,
+    GatePolicy,
+    JudgeMode,
+    Review,
+    load_reference_texts,
+)
+from generator.gates.dedup import DedupIndex
 from generator.plan import Task, iter_tasks
 from generator.pricing import Price, load_prices
 from generator.progress import Progress
@@ -43,13 +49,13 @@ from generator.prompts import (
     idea_request,
     parse_idea,
     reask_request,
+    revise_request,
     template_versions,
     write_request,
 )
-from generator.records import Usage, make_record, make_reject
-from generator.rundir import CACHE, RECORDS, REJECTS, RunDir
+from generator.records import Record, Usage, clean_document, make_record, make_reject
+from generator.rundir import RECORDS, REJECTS, RunDir
 from generator.spec import Archetype
-from generator.tokens import count_tokens
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,10 @@ class RunOptions:
     # How many tasks may be drawn in all, as a multiple of N, before giving up on reaching N.
     attempts_factor: float = 3.0
     progress: bool | None = None  # None: a bar on a terminal, periodic lines otherwise
+    judge: BackendConfig | None = None  # None: the writer's backend judges too
+    judge_mode: JudgeMode | None = None  # None: enforce, or advisory for the embedded tiny model
+    relax: frozenset[str] = frozenset()  # heuristic checks measured but not enforced
+    dedup_against: tuple[Path, ...] = ()  # earlier runs or datasets to avoid repeating
 
 
 @dataclass
@@ -80,150 +90,8 @@ class RunSummary:
     message: str
 
 
-class BudgetReached(Exception):
-    """The next call could take spending past --budget."""
-
-
 class _Stop(Exception):
     """Stop the run now (a fatal provider error)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Model calls: cache, budget, rate limits, transport retries
-
-
-@dataclass
-class _Stats:
-    model_calls: int = 0
-    cache_hits: int = 0
-    faults: Counter[str] = field(default_factory=Counter)
-    retries: int = 0
-
-
-class _RateGate:
-    """A shared pause: a 429 with retry-after, or an exhausted allowance, holds every caller."""
-
-    def __init__(self) -> None:
-        self.resume_at = 0.0
-
-    def pause(self, seconds: float) -> None:
-        self.resume_at = max(self.resume_at, time.monotonic() + min(seconds, 300.0))
-
-    async def wait(self) -> None:
-        while (delay := self.resume_at - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
-
-
-class _Caller:
-    def __init__(
-        self,
-        backend: Backend,
-        rundir: RunDir,
-        price: Price | None,
-        budget: float | None,
-        max_retries: int,
-        stats: _Stats,
-    ):
-        self.backend = backend
-        self.rundir = rundir
-        self.price = price
-        self.budget = budget
-        self.max_retries = max_retries
-        self.stats = stats
-        self.gate = _RateGate()
-        self.cache: dict[str, Completion] = {}
-        self.spent = 0.0
-        self.reserved = 0.0
-        self.tokens = 0
-        for line in rundir.read_jsonl(CACHE):
-            completion = Completion.model_validate(line["completion"])
-            self.cache[line["key"]] = completion
-            self.spent += self._cost(completion)
-            self.tokens += completion.input_tokens + completion.output_tokens
-
-    def _cost(self, c: Completion) -> float:
-        if self.price is None:
-            return 0.0
-        return self.price.cost(c.input_tokens, c.output_tokens, c.cached_input_tokens)
-
-    def key(self, request: Request) -> str:
-        identity = [
-            request.task_id,
-            request.step,
-            self.backend.provider,
-            self.backend.model,
-            request.fingerprint(),
-        ]
-        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
-
-    def _worst_case(self, request: Request) -> float:
-        if self.price is None:
-            return 0.0
-        prompt = sum(count_tokens(m.content) + 4 for m in request.messages)
-        return self.price.cost(prompt, request.max_tokens)
-
-    async def call(self, request: Request) -> Completion:
-        key = self.key(request)
-        if key in self.cache:
-            self.stats.cache_hits += 1
-            return self.cache[key]
-        worst = self._worst_case(request)
-        if self.budget is not None and self.spent + self.reserved + worst > self.budget:
-            raise BudgetReached
-        self.reserved += worst
-        try:
-            completion = await self._call_with_retries(request)
-        finally:
-            self.reserved -= worst
-        self.spent += self._cost(completion)
-        self.tokens += completion.input_tokens + completion.output_tokens
-        self.cache[key] = completion
-        self.rundir.append(
-            CACHE,
-            {
-                "key": key,
-                "task_id": request.task_id,
-                "step": request.step,
-                "completion": completion.model_dump(mode="json"),
-            },
-        )
-        return completion
-
-    async def _call_with_retries(self, request: Request) -> Completion:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            before_sleep=self._note_retry,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self.gate.wait()
-                self.stats.model_calls += 1
-                try:
-                    completion = await self.backend.complete(request)
-                except TransientError as exc:
-                    self.stats.faults[exc.kind] += 1
-                    if exc.kind == "429":
-                        self.gate.pause(exc.retry_after if exc.retry_after is not None else 2.0)
-                    raise
-                rate = completion.rate
-                if rate and rate.remaining_requests == 0 and rate.reset_seconds:
-                    self.gate.pause(rate.reset_seconds)
-                return completion
-        raise AssertionError("unreachable: tenacity reraises")
-
-    @staticmethod
-    def _wait(state: RetryCallState) -> float:
-        """Honour retry-after when the provider sent one; else exponential backoff with jitter."""
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return exc.retry_after + random.uniform(0, 0.25)
-        return float(min(0.5 * 2 ** (state.attempt_number - 1), 30.0) * random.uniform(0.5, 1.0))
-
-    def _note_retry(self, state: RetryCallState) -> None:
-        self.stats.retries += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,11 +105,23 @@ class _Outcome:
     reason: str = ""
 
 
+_WHY = {
+    "truncated": "the model hit the token limit twice (1.5x more room the second time)",
+    "empty": "the model returned an empty document",
+}
+
+
 class _Worker:
     def __init__(
-        self, caller: _Caller, archetypes: dict[str, Archetype], rundir: RunDir, max_reasks: int
+        self,
+        writer: ModelCaller,
+        gatekeeper: Gatekeeper,
+        archetypes: dict[str, Archetype],
+        rundir: RunDir,
+        max_reasks: int,
     ):
-        self.caller = caller
+        self.writer = writer
+        self.gatekeeper = gatekeeper
         self.archetypes = archetypes
         self.rundir = rundir
         self.max_reasks = max_reasks
@@ -255,47 +135,81 @@ class _Worker:
                 task, "idea", "idea-unparseable", f"no usable idea after {self.max_reasks} re-asks"
             )
         request = write_request(task, archetype, idea)
+        completion = await self._complete_document(request, calls)
+        if isinstance(completion, str):
+            return self._reject(task, "write", completion, _WHY[completion], calls[-1].text)
+        record = self._record(task, idea, completion, request, calls, archetype)
+        review = await self.gatekeeper.review(record, archetype, task.names)
+        if review.fixable:
+            # One critique-and-rewrite, then judged again from scratch.
+            rewrite = revise_request(task, archetype, review.record, review.revision_advice)
+            revised = await self._complete_document(rewrite, calls)
+            if isinstance(revised, Completion):
+                record = self._record(task, idea, revised, rewrite, calls, archetype).model_copy(
+                    update={"revised": True}
+                )
+                review = await self.gatekeeper.review(record, archetype, task.names)
+        return self._keep_or_reject(task, review)
+
+    def _keep_or_reject(self, task: Task, review: Review) -> _Outcome:
+        if review.passed:
+            # Checked again with no await in between, so two concurrent near-twins cannot both pass.
+            late = self.gatekeeper.dedup.check(
+                review.record.id,
+                review.record.text,
+                allowed_names=Gatekeeper.allowed_names(review.record, task.names),
+            )
+            if late.passed:
+                self.rundir.append(RECORDS, review.record.model_dump_json())
+                self.gatekeeper.keep(review.record)
+                return _Outcome(task, accepted=True)
+            review.failures.extend(late.failures)
+        first = review.failures[0]
+        detail = "; ".join(f"{f.reason}: {f.detail}" for f in review.failures)
+        return self._reject(task, first.gate, first.reason, detail, review.record.text)
+
+    async def _complete_document(
+        self, request: Request, calls: list[Completion]
+    ) -> Completion | str:
+        """The document, or why there is none. Policy for cut-off documents: one retry with 1.5x
+        the room; a document cut off twice is never kept."""
         completion = await self._counted(request, calls)
         if completion.finish_reason == "length":
-            # Policy for cut-off documents: one retry with 1.5x the room, then reject. A
-            # truncated document is never kept.
             longer = request.model_copy(update={"max_tokens": int(request.max_tokens * 1.5)})
             completion = await self._counted(longer, calls)
             if completion.finish_reason == "length":
-                return self._reject(
-                    task,
-                    "write",
-                    "truncated",
-                    f"hit the {longer.max_tokens}-token limit twice",
-                    completion.text,
-                )
-        if not completion.text.strip():
-            return self._reject(task, "write", "empty", "the model returned an empty document")
+                return "truncated"
+        if not clean_document(completion.text):
+            return "empty"
+        return completion
+
+    def _record(
+        self,
+        task: Task,
+        idea: Idea,
+        completion: Completion,
+        request: Request,
+        calls: list[Completion],
+        archetype: Archetype,
+    ) -> Record:
         usage = Usage(
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             cached_input_tokens=sum(c.cached_input_tokens for c in calls),
             model_calls=len(calls),
         )
-        record = make_record(
+        return make_record(
             task,
             idea,
             completion,
             language=archetype.targets.language,
-            provider=self.caller.backend.provider,
+            provider=self.writer.backend.provider,
             template_version=request.template_version,
             usage=usage,
         )
-        failures = run_gates(record, archetype)
-        if failures:
-            first = failures[0]
-            detail = "; ".join(f"{f.reason}: {f.detail}" for f in failures)
-            return self._reject(task, "gates", first.reason, detail, record.text)
-        self.rundir.append(RECORDS, record.model_dump_json())
-        return _Outcome(task, accepted=True)
 
     async def _counted(self, request: Request, calls: list[Completion]) -> Completion:
-        completion = await self.caller.call(request)
+        completion = await self.writer.call(request)
         calls.append(completion)
         return completion
 
@@ -393,167 +307,231 @@ def _safe_url(url: str | None) -> str | None:
     """A base URL without any user:password part."""
     if not url:
         return None
-    import urllib.parse
-
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-async def generate(archetypes: Sequence[Archetype], options: RunOptions) -> RunSummary:
-    """Run (or resume, or extend) a generation into `options.out`."""
-    by_id = {a.id: a for a in archetypes}
-    backend = create_backend(options.backend)
+def _judge_policy(options: RunOptions, judge_backend: Backend) -> GatePolicy:
+    tiny = judge_backend.provider == "local" and judge_backend.model == DEFAULT_MODEL_NAME
+    mode: JudgeMode = options.judge_mode or ("advisory" if tiny else "enforce")
+    note = TINY_MODEL_NOTE if tiny else ""
+    return GatePolicy(
+        relax=options.relax, judge=mode, judge_model=judge_backend.model, judge_note=note
+    )
+
+
+async def _open_backend(config: BackendConfig) -> Backend:
+    backend = create_backend(config)
     resolve = getattr(backend, "resolve_model", None)
     if resolve is not None:
         await resolve()
-    prices = load_prices(options.prices_file)
-    price = prices.lookup(backend.model, backend.provider, options.backend.self_hosted)
+    return backend
+
+
+def _price(config: BackendConfig, backend: Backend, options: RunOptions) -> Price | None:
+    price = load_prices(options.prices_file).lookup(
+        backend.model, backend.provider, config.self_hosted
+    )
     if options.budget is not None and price is None:
         raise ConfigError(
             f"--budget needs a price for model '{backend.model}': add it with --prices FILE"
         )
+    return price
 
-    with RunDir(options.out) as rundir:
-        manifest = _manifest_base(archetypes, options, backend)
-        previous = rundir.read_manifest()
-        _check_compatible(previous, manifest, options.out)
-        stats = _Stats()
-        previous_faults = Counter((previous or {}).get("faults", {}))
-        caller = _Caller(
-            backend, rundir, price, options.budget, options.max_transport_retries, stats
-        )
-        accepted = {line["id"] for line in rundir.read_jsonl(RECORDS)}
-        rejects = list(rundir.read_jsonl(REJECTS))
-        rejected = {line["task_id"] for line in rejects}
-        worker = _Worker(caller, by_id, rundir, options.max_reasks)
-        scheduler = _Scheduler(
-            iter_tasks(archetypes, options.seed),
-            options.n,
-            accepted,
-            rejected,
-            max_draws=int(options.n * options.attempts_factor) + 10,
-        )
-        progress = Progress(options.n, len(accepted), enabled=options.progress)
-        status = {"value": "running", "message": ""}
-        failed: Counter[str] = Counter()
 
-        def write_manifest(state: str) -> None:
-            rejected_by_reason = Counter(r["reason"] for r in rundir.read_jsonl(REJECTS))
-            manifest.update(
-                status=state,
-                counts={
-                    "accepted": len(scheduler.accepted),
-                    "target": options.n,
-                    "rejected": sum(rejected_by_reason.values()),
-                    "rejected_by_reason": dict(sorted(rejected_by_reason.items())),
-                    "failed_this_session": dict(failed),
-                },
-                usage=_usage_totals(caller.cache.values()),
-                cost_usd=round(caller.spent, 6),
-                price_known=price is not None,
-                faults=dict(sorted((previous_faults + stats.faults).items())),
-                calls_this_session={
-                    "model_calls": stats.model_calls,
-                    "cache_hits": stats.cache_hits,
-                    "transport_retries": stats.retries,
-                },
+def _gatekeeper(
+    rundir: RunDir, policy: GatePolicy, judge: ModelCaller, references: Sequence[Path]
+) -> Gatekeeper:
+    dedup = DedupIndex.from_texts((r["id"], r["text"]) for r in rundir.read_jsonl(RECORDS))
+    for doc_id, text in load_reference_texts(references):
+        dedup.add_reference(doc_id, text)
+    return Gatekeeper(policy, dedup, judge.call if policy.judge != "off" else None)
+
+
+async def generate(archetypes: Sequence[Archetype], options: RunOptions) -> RunSummary:
+    """Run (or resume, or extend) a generation into `options.out`."""
+    writer_backend = await _open_backend(options.backend)
+    judge_config = options.judge or options.backend
+    judge_backend = (
+        writer_backend if judge_config == options.backend else await _open_backend(judge_config)
+    )
+    backends = {id(b): b for b in (writer_backend, judge_backend)}.values()
+    try:
+        with RunDir(options.out) as rundir:
+            return await _generate(
+                archetypes, options, rundir, writer_backend, judge_backend, judge_config
             )
-            rundir.write_manifest(manifest)
-
-        write_manifest("running")
-
-        async def work() -> None:
-            while (task := await scheduler.next()) is not None:
-                outcome: _Outcome | None = None
-                try:
-                    outcome = await worker.process(task)
-                except BudgetReached:
-                    status.update(
-                        value="budget",
-                        message=(
-                            f"stopped: the next call could take spending past the budget of "
-                            f"${options.budget:.2f} (spent ${caller.spent:.4f}); raise --budget and rerun "
-                            "to continue"
-                        ),
-                    )
-                    raise _Stop from None
-                except TransientError as exc:
-                    failed[exc.kind] += 1
-                except PermanentError as exc:
-                    if exc.fatal:
-                        status.update(value="failed", message=str(exc))
-                        raise _Stop from None
-                    failed["rejected-by-provider"] += 1
-                finally:
-                    await scheduler.finish(outcome, task)
-                progress.update(len(scheduler.accepted), caller.spent, caller.tokens)
-
-        loop = asyncio.get_running_loop()
-        workers = [asyncio.create_task(work()) for _ in range(max(options.concurrency, 1))]
-        interrupted = False
-
-        def on_signal() -> None:
-            nonlocal interrupted
-            interrupted = True
-            for w in workers:
-                w.cancel()
-
-        installed = _install_signal_handlers(loop, on_signal)
-        try:
-            results = await asyncio.gather(*workers, return_exceptions=True)
-        finally:
-            _remove_signal_handlers(loop, installed)
-            progress.close()
+    finally:
+        for backend in backends:
             await backend.aclose()
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(
-                result, _Stop | asyncio.CancelledError
-            ):
-                write_manifest("failed")
-                raise result
 
-        done = len(scheduler.accepted)
-        if interrupted:
-            status.update(
-                value="interrupted",
-                message=(
-                    f"interrupted: {done} of {options.n} documents kept in {options.out}; "
-                    "rerun the same command to continue"
-                ),
-            )
-        elif status["value"] == "running":
-            if done >= options.n:
-                status.update(value="complete", message=f"done: {done} documents in {options.out}")
-            elif failed:
-                status.update(
-                    value="incomplete",
-                    message=(
-                        f"incomplete: {done} of {options.n} documents; {sum(failed.values())} tasks failed "
-                        f"after retries ({', '.join(f'{k} {v}' for k, v in failed.items())}); "
-                        "rerun the same command to retry them"
-                    ),
-                )
-            else:
-                status.update(
-                    value="incomplete",
-                    message=(
-                        f"incomplete: {done} of {options.n} documents after {scheduler.draws} attempts; "
-                        "too many were rejected (see rejects.jsonl)"
-                    ),
-                )
-        write_manifest(status["value"])
-        return RunSummary(
-            accepted=done,
-            target=options.n,
-            rejected=Counter(r["reason"] for r in rundir.read_jsonl(REJECTS)),
-            status=status["value"],
-            cost_usd=caller.spent,
-            model_calls=stats.model_calls,
-            cache_hits=stats.cache_hits,
-            message=status["message"],
+
+async def _generate(
+    archetypes: Sequence[Archetype],
+    options: RunOptions,
+    rundir: RunDir,
+    writer_backend: Backend,
+    judge_backend: Backend,
+    judge_config: BackendConfig,
+) -> RunSummary:
+    policy = _judge_policy(options, judge_backend)
+    manifest = _manifest_base(archetypes, options, writer_backend, policy)
+    previous = rundir.read_manifest()
+    _check_compatible(previous, manifest, options.out)
+    previous_faults = Counter((previous or {}).get("faults", {}))
+
+    cache = ResponseCache(rundir)
+    budget = Budget(cap=options.budget, spent=cache.cost)
+    stats = CallStats()
+    writer = ModelCaller(
+        writer_backend,
+        cache,
+        _price(options.backend, writer_backend, options),
+        budget,
+        stats,
+        options.max_transport_retries,
+    )
+    judge = ModelCaller(
+        judge_backend,
+        cache,
+        _price(judge_config, judge_backend, options),
+        budget,
+        stats,
+        options.max_transport_retries,
+    )
+    gatekeeper = _gatekeeper(rundir, policy, judge, options.dedup_against)
+    worker = _Worker(writer, gatekeeper, {a.id: a for a in archetypes}, rundir, options.max_reasks)
+    scheduler = _Scheduler(
+        iter_tasks(archetypes, options.seed),
+        options.n,
+        accepted={line["id"] for line in rundir.read_jsonl(RECORDS)},
+        rejected={line["task_id"] for line in rundir.read_jsonl(REJECTS)},
+        max_draws=int(options.n * options.attempts_factor) + 10,
+    )
+    progress = Progress(options.n, len(scheduler.accepted), enabled=options.progress)
+    status = {"value": "running", "message": ""}
+    failed: Counter[str] = Counter()
+
+    def write_manifest(state: str) -> None:
+        rejected_by_reason = Counter(r["reason"] for r in rundir.read_jsonl(REJECTS))
+        manifest.update(
+            status=state,
+            counts={
+                "accepted": len(scheduler.accepted),
+                "target": options.n,
+                "rejected": sum(rejected_by_reason.values()),
+                "rejected_by_reason": dict(sorted(rejected_by_reason.items())),
+                "failed_this_session": dict(failed),
+            },
+            usage=_usage_totals(cache.entries.values()),
+            cost_usd=round(budget.spent, 6),
+            price_known=writer.price is not None and judge.price is not None,
+            faults=dict(sorted((previous_faults + stats.faults).items())),
+            calls_this_session={
+                "model_calls": stats.model_calls,
+                "cache_hits": stats.cache_hits,
+                "transport_retries": stats.retries,
+            },
         )
+        rundir.write_manifest(manifest)
+
+    write_manifest("running")
+
+    async def work() -> None:
+        while (task := await scheduler.next()) is not None:
+            outcome: _Outcome | None = None
+            try:
+                outcome = await worker.process(task)
+            except BudgetReached:
+                status.update(
+                    value="budget",
+                    message=(
+                        f"stopped: the next call could take spending past the budget of ${options.budget:.2f} "
+                        f"(spent ${budget.spent:.4f}); raise --budget and rerun to continue"
+                    ),
+                )
+                raise _Stop from None
+            except TransientError as exc:
+                failed[exc.kind] += 1
+            except PermanentError as exc:
+                if exc.fatal:
+                    status.update(value="failed", message=str(exc))
+                    raise _Stop from None
+                failed["rejected-by-provider"] += 1
+            finally:
+                await scheduler.finish(outcome, task)
+            progress.update(len(scheduler.accepted), budget.spent, cache.tokens)
+
+    loop = asyncio.get_running_loop()
+    workers = [asyncio.create_task(work()) for _ in range(max(options.concurrency, 1))]
+    interrupted = False
+
+    def on_signal() -> None:
+        nonlocal interrupted
+        interrupted = True
+        for w in workers:
+            w.cancel()
+
+    installed = _install_signal_handlers(loop, on_signal)
+    try:
+        results = await asyncio.gather(*workers, return_exceptions=True)
+    finally:
+        _remove_signal_handlers(loop, installed)
+        progress.close()
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(
+            result, _Stop | asyncio.CancelledError
+        ):
+            write_manifest("failed")
+            raise result
+
+    done = len(scheduler.accepted)
+    if interrupted:
+        status.update(
+            value="interrupted",
+            message=(
+                f"interrupted: {done} of {options.n} documents kept in {options.out}; "
+                "rerun the same command to continue"
+            ),
+        )
+    elif status["value"] == "running":
+        status.update(_final_status(done, options, failed, scheduler.draws))
+    write_manifest(status["value"])
+    return RunSummary(
+        accepted=done,
+        target=options.n,
+        rejected=Counter(r["reason"] for r in rundir.read_jsonl(REJECTS)),
+        status=status["value"],
+        cost_usd=budget.spent,
+        model_calls=stats.model_calls,
+        cache_hits=stats.cache_hits,
+        message=status["message"],
+    )
+
+
+def _final_status(
+    done: int, options: RunOptions, failed: Counter[str], draws: int
+) -> dict[str, str]:
+    if done >= options.n:
+        return {"value": "complete", "message": f"done: {done} documents in {options.out}"}
+    if failed:
+        kinds = ", ".join(f"{k} {v}" for k, v in failed.items())
+        return {
+            "value": "incomplete",
+            "message": (
+                f"incomplete: {done} of {options.n} documents; {sum(failed.values())} tasks failed after "
+                f"retries ({kinds}); rerun the same command to retry them"
+            ),
+        }
+    return {
+        "value": "incomplete",
+        "message": (
+            f"incomplete: {done} of {options.n} documents after {draws} attempts; too many were "
+            "rejected (see rejects.jsonl)"
+        ),
+    }
 
 
 def _usage_totals(completions: Any) -> dict[str, int]:
@@ -567,10 +545,8 @@ def _usage_totals(completions: Any) -> dict[str, int]:
 
 
 def _manifest_base(
-    archetypes: Sequence[Archetype], options: RunOptions, backend: Backend
+    archetypes: Sequence[Archetype], options: RunOptions, backend: Backend, policy: GatePolicy
 ) -> dict[str, Any]:
-    from generator.gates import enforced_gates
-
     return {
         "tool": f"archetype-corpus {__version__}",
         "archetype_ids": sorted(a.id for a in archetypes),
@@ -586,7 +562,7 @@ def _manifest_base(
         "template_versions": template_versions(),
         "concurrency": options.concurrency,
         "budget_usd": options.budget,
-        "gates": enforced_gates(),
+        "gates": policy.describe(),
     }
 
 

@@ -13,7 +13,7 @@ import errno
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -124,6 +124,27 @@ class RunDir:
             handle.flush()
         except OSError as exc:
             raise _disk_error(self.path / name, exc) from None
+
+    def write_jsonl(self, name: str, rows: Iterable[dict[str, Any]]) -> Path:
+        """Replace a whole JSONL file (e.g. after `check --apply`) atomically."""
+        target = self.path / name
+        appender = self._appenders.pop(name, None)
+        if appender is not None:
+            appender.close()
+        temporary = target.with_name(f".{target.name}.tmp")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with temporary.open("w", encoding="utf-8") as handle:
+                for row in rows:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise _disk_error(target, exc) from None
+        return target
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Replace manifest.json atomically: readers see the old or the new one, never half."""

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/archetypes validate archetypes/
-.venv/bin/archetypes generate archetypes/ --provider local -n "${DEMO_N:-6}" --out outputs/demo
+# The embedded 135M model rarely writes 300 words, so the length check is measured but relaxed,
+# and its own judge verdicts are recorded as advisory (both are stated in the manifest).
+.venv/bin/archetypes generate archetypes/ --provider local -n "${DEMO_N:-6}" --out outputs/demo --relax length
 echo
 echo "Corpus written to outputs/demo/records.jsonl (rejected attempts: outputs/demo/rejects.jsonl)."

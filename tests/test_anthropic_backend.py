@@ -36,7 +36,7 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
     finally:
         server.stop()
     assert result.returncode == 0, result.stderr
-    assert len(server.received) == 5, "429, idea, 529, truncated document, full document"
+    assert len(server.received) == 6, "429, idea, 529, truncated document, full document, judge"
 
     idea, write, longer = (
         server.received[1]["json"],
@@ -59,6 +59,11 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
     assert all(server.auth_seen), "every request carried the key"
     assert not any(FAKE_KEY in json.dumps(r) for r in server.received)
 
+    judge = server.received[5]["json"]
+    assert judge["system"][0]["text"].startswith("You are reviewing a document")
+    assert judge["tools"][0]["input_schema"]["required"][0] == "trait_scores"
+    assert "<document>" in judge["messages"][0]["content"]
+
     records = read_jsonl(out / "records.jsonl")
     assert len(records) == 1
     record = records[0]
@@ -66,6 +71,8 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
     assert record["writer_model"] == "claude-haiku-4-5-20251001"
     assert record["text"].startswith("Mr. Okafor's Thursday group")
     assert record["usage"]["cached_input_tokens"] == 2310 * 2
+    assert record["judge"]["passed"] and record["judge"]["focus_score"] == 4
+    assert record["judge_model"] == "claude-haiku-4-5-20251001"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["faults"] == {"429": 1, "529": 1}
     assert manifest["usage"]["cached_input_tokens"] == 2310 * 2

@@ -58,7 +58,12 @@ def test_generate_writes_valid_records_and_manifest(stub, tmp_path: Path) -> Non
     assert manifest["counts"]["accepted"] == 6
     assert manifest["model"] == "stub-model"
     assert manifest["base_url"] == stub.base_url
-    assert manifest["usage"]["completions"] == 12  # an idea and a document per record
+    assert manifest["usage"]["completions"] == 18  # an idea, a document and a judgement each
+    assert manifest["gates"]["judge"] == {"mode": "enforce", "model": "stub-model", "note": ""}
+    for record in records:
+        assert record["judge"]["passed"] and record["judge_model"] == "stub-model"
+        assert record["checks"]["language"] == "en"
+        assert record["checks"]["near_duplicate_of"] is None
     assert {a["id"] for a in manifest["archetypes"]} == {"patient-tutor", "lab-partner"}
     assert all(len(a["spec_hash"]) == 16 for a in manifest["archetypes"])
 
@@ -68,7 +73,7 @@ def test_rerun_pays_nothing_and_raising_n_extends(stub, tmp_path: Path) -> None:
     assert generate(out, stub.base_url, 4).returncode == 0
     first = read_jsonl(out / "records.jsonl")
     calls_after_first = len(stub.log)
-    assert calls_after_first == 8
+    assert calls_after_first == 12  # idea, document, judgement per record
 
     again = generate(out, stub.base_url, 4)
     assert again.returncode == 0, again.stderr
@@ -80,7 +85,7 @@ def test_rerun_pays_nothing_and_raising_n_extends(stub, tmp_path: Path) -> None:
     records = read_jsonl(out / "records.jsonl")
     assert len(records) == 7
     assert records[:4] == first, "extending must keep the earlier documents untouched"
-    assert len(stub.log) == calls_after_first + 6
+    assert len(stub.log) == calls_after_first + 9
 
 
 def test_run_survives_every_kind_of_fault(make_stub, tmp_path: Path) -> None:
@@ -111,12 +116,17 @@ def test_run_survives_every_kind_of_fault(make_stub, tmp_path: Path) -> None:
     assert all(r["finish_reason"] == "stop" for r in records)
 
 
+def _complete_lines(path: Path) -> int:
+    """Lines a running writer has finished (the last one may be mid-write)."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
 def _kill_when_records(
     process: subprocess.Popen[str], path: Path, at_least: int, limit: float = 60
 ) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        if path.exists() and len(read_jsonl(path)) >= at_least:
+        if _complete_lines(path) >= at_least:
             break
         if process.poll() is not None:
             break
@@ -281,7 +291,7 @@ def test_ctrl_c_stops_gracefully_and_keeps_finished_work(make_stub, tmp_path: Pa
         cwd=REPO,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(read_jsonl(out / "records.jsonl")) < 2:
+    while time.monotonic() < deadline and _complete_lines(out / "records.jsonl") < 2:
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
@@ -302,3 +312,15 @@ def test_unwritable_output_directory_is_a_clear_error(stub, tmp_path: Path) -> N
     assert result.returncode == 2
     assert "exists and is not a directory" in result.stderr
     assert blocker.read_text() == "not a directory"
+
+
+def test_a_fixable_judge_failure_gets_one_rewrite(make_stub, tmp_path: Path) -> None:
+    server = make_stub(judge_fails_unrevised=True)
+    out = tmp_path / "run"
+    result = generate(out, server.base_url, 3)
+    assert result.returncode == 0, result.stderr
+    records = read_jsonl(out / "records.jsonl")
+    assert len(records) == 3
+    assert all(r["revised"] for r in records)
+    assert all(r["judge"]["passed"] and r["judge"]["focus_score"] == 5 for r in records)
+    assert all(r["usage"]["model_calls"] == 3 for r in records)  # idea, write, rewrite

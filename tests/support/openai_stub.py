@@ -14,10 +14,13 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import threading
 import time
+import zlib
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -98,6 +101,7 @@ class StubConfig:
     retry_after: float = 0.05
     model: str = "stub-model"
     words_factor: float = 0.8  # document words as a fraction of max_tokens / 1.6
+    judge_fails_unrevised: bool = False  # the judge asks for one rewrite of every document
 
 
 @dataclass
@@ -109,31 +113,108 @@ class LogEntry:
     at: float
 
 
+ADJECTIVES = [
+    "quiet",
+    "narrow",
+    "yellow",
+    "careful",
+    "borrowed",
+    "patient",
+    "crooked",
+    "early",
+    "muddy",
+    "bright",
+    "unfinished",
+    "heavy",
+    "small",
+    "honest",
+    "spare",
+    "wooden",
+    "cold",
+    "familiar",
+    "second",
+    "older",
+    "hidden",
+]
+PREPOSITIONS = [
+    "near",
+    "behind",
+    "beside",
+    "under",
+    "across",
+    "beyond",
+    "inside",
+    "toward",
+    "past",
+    "around",
+]
+DETERMINERS = ["the", "a", "her", "his", "their", "our", "that", "one"]
+ADVERBS = [
+    "slowly",
+    "again",
+    "carefully",
+    "later",
+    "quietly",
+    "twice",
+    "finally",
+    "almost",
+    "suddenly",
+    "gently",
+]
+STRUCTURES = (
+    ("P", "V", "D", "A", "N", "R", "D", "N"),
+    ("D", "A", "N", "V", "R", "D", "N", "B"),
+    ("B", "P", "V", "D", "N", "R", "D", "A", "N"),
+    ("P", "B", "V", "D", "A", "N"),
+    ("R", "D", "A", "N", "P", "V", "D", "N"),
+)
+
+
 def document_text(rng: random.Random, words: int) -> str:
-    """Varied prose-like text: distinct sentences, so dedup and repetition gates pass it."""
+    """Varied prose-like text built slot by slot, so no phrase recurs the way a degenerate loop
+    would: the repetition, dedup and caps gates pass it, as they would real prose."""
+    pick = {
+        "P": PEOPLE,
+        "V": VERBS,
+        "D": DETERMINERS,
+        "A": ADJECTIVES,
+        "N": WORDS,
+        "R": PREPOSITIONS,
+        "B": ADVERBS,
+    }
     sentences: list[str] = []
     count = 0
     while count < words:
-        person = rng.choice(PEOPLE)
-        parts = [
-            person,
-            rng.choice(VERBS),
-            "about the",
-            rng.choice(WORDS),
-            "near the",
-            rng.choice(WORDS),
-            "and the",
-            rng.choice(WORDS),
-            "before",
-            rng.choice(PEOPLE),
-            "came back with a",
-            rng.choice(WORDS),
-        ]
-        sentence = " ".join(parts) + f" at {rng.randint(1, 12)}:{rng.randint(10, 59)}."
-        sentences.append(sentence)
-        count += len(sentence.split())
-    paragraphs = [" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)]
+        tokens = [rng.choice(pick[slot]) for slot in rng.choice(STRUCTURES)]
+        sentence = " ".join(tokens)
+        sentences.append(sentence[0].upper() + sentence[1:] + ".")
+        count += len(tokens)
+    paragraphs = [" ".join(sentences[i : i + 5]) for i in range(0, len(sentences), 5)]
     return "\n\n".join(paragraphs)
+
+
+def _document(prompt: str) -> str:
+    return prompt.split("<document>", 1)[-1].split("</document>", 1)[0].strip()
+
+
+def judge_answer(prompt: str) -> dict[str, Any]:
+    """A passing judgement that quotes the document's first sentence as evidence."""
+    focus = re.search(r'the trait in focus is "([^"]+)"', prompt)
+    document = _document(prompt)
+    first_sentence = re.split(r"(?<=[.!?])\s", document, maxsplit=1)[0]
+    return {
+        "trait_scores": [
+            {
+                "trait": focus.group(1) if focus else "unknown",
+                "score": 5,
+                "evidence": first_sentence,
+            }
+        ],
+        "anti_markers_seen": [],
+        "backfire_flags": [],
+        "critique": "The trait is visible and the reasons are shown.",
+        "revision_advice": "Keep the concrete details.",
+    }
 
 
 class OpenAIStub:
@@ -141,6 +222,7 @@ class OpenAIStub:
         self.config = config or StubConfig()
         self.rng = random.Random(self.config.seed)
         self.log: list[LogEntry] = []
+        self.revised_texts: set[str] = set()
         self.faults: Counter[str] = Counter()
         self._window: deque[tuple[float, int]] = deque()
         self._runner: web.AppRunner | None = None
@@ -283,8 +365,17 @@ class OpenAIStub:
                 }
             )
 
-        rng = random.Random(seed * 7 + len(body.get("messages", [])))
-        if structured:
+        prompt = str(body["messages"][-1].get("content", ""))
+        rng = random.Random(f"{seed}:{len(body.get('messages', []))}:{zlib.crc32(prompt.encode())}")
+        if structured and "trait_scores" in json.dumps(body["response_format"]):
+            answer = judge_answer(prompt)
+            if self.config.judge_fails_unrevised and _document(prompt) not in self.revised_texts:
+                answer["trait_scores"][0]["score"] = 2
+                answer["revision_advice"] = (
+                    "Let the assistant explain its reasons in its own words."
+                )
+            content = json.dumps(answer)
+        elif structured:
             content = json.dumps(
                 {
                     "title": f"The {rng.choice(WORDS)} at the {rng.choice(WORDS)}",
@@ -294,6 +385,8 @@ class OpenAIStub:
             )
         else:
             content = document_text(rng, int(max_tokens / 1.6 * self.config.words_factor))
+        if not structured and "An editor read it" in prompt:
+            self.revised_texts.add(content.strip())
         finish = "stop"
         if fault == "truncated":
             content = content[: len(content) // 3]

@@ -1,0 +1,197 @@
+"""Every model call of a run goes through a `ModelCaller`: the persistent response cache (a rerun
+pays for nothing twice), the shared budget (no call starts that could take spending past the
+cap), the shared rate-limit pause, and the transport retries (tenacity: 429/5xx/timeouts/dropped
+connections/malformed bodies, exponential backoff with jitter, retry-after honoured). The SDK
+clients have their own retries off, so the two never multiply. Content retries live elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from generator.backends.base import Backend, Completion, TransientError
+from generator.pricing import Price
+from generator.prompts import Request
+from generator.rundir import CACHE, RunDir
+from generator.tokens import count_tokens
+
+
+class BudgetReached(Exception):
+    """The next call could take spending past --budget."""
+
+
+@dataclass
+class CallStats:
+    model_calls: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Budget:
+    """Spending so far (from the cache, so it survives restarts) and what calls in flight could
+    still add at worst."""
+
+    cap: float | None
+    spent: float = 0.0
+    reserved: float = 0.0
+
+    def reserve(self, worst_case: float) -> None:
+        if self.cap is not None and self.spent + self.reserved + worst_case > self.cap:
+            raise BudgetReached
+        self.reserved += worst_case
+
+
+class ResponseCache:
+    """cache.jsonl: one line per paid model answer, keyed by task, step, model and prompt."""
+
+    def __init__(self, rundir: RunDir):
+        self.rundir = rundir
+        self.entries: dict[str, Completion] = {}
+        self.cost = 0.0
+        self.tokens = 0
+        for line in rundir.read_jsonl(CACHE):
+            self._remember(
+                line["key"],
+                Completion.model_validate(line["completion"]),
+                line.get("cost_usd", 0.0),
+            )
+
+    def _remember(self, key: str, completion: Completion, cost: float) -> None:
+        self.entries[key] = completion
+        self.cost += cost
+        self.tokens += completion.input_tokens + completion.output_tokens
+
+    def get(self, key: str) -> Completion | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, request: Request, completion: Completion, cost: float) -> None:
+        self.rundir.append(
+            CACHE,
+            {
+                "key": key,
+                "task_id": request.task_id,
+                "step": request.step,
+                "cost_usd": cost,
+                "completion": completion.model_dump(mode="json"),
+            },
+        )
+        self._remember(key, completion, cost)
+
+
+class RateGate:
+    """A shared pause: a 429 with retry-after, or an exhausted allowance, holds every call."""
+
+    def __init__(self) -> None:
+        self.resume_at = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self.resume_at = max(self.resume_at, time.monotonic() + min(seconds, 300.0))
+
+    async def wait(self) -> None:
+        while (delay := self.resume_at - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+
+
+class ModelCaller:
+    def __init__(
+        self,
+        backend: Backend,
+        cache: ResponseCache,
+        price: Price | None,
+        budget: Budget,
+        stats: CallStats,
+        max_retries: int = 6,
+    ):
+        self.backend = backend
+        self.cache = cache
+        self.price = price
+        self.budget = budget
+        self.stats = stats
+        self.max_retries = max_retries
+        self.gate = RateGate()
+
+    def key(self, request: Request) -> str:
+        identity = [
+            request.task_id,
+            request.step,
+            self.backend.provider,
+            self.backend.model,
+            request.fingerprint(),
+        ]
+        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
+
+    def cost(self, completion: Completion) -> float:
+        if self.price is None:
+            return 0.0
+        return self.price.cost(
+            completion.input_tokens, completion.output_tokens, completion.cached_input_tokens
+        )
+
+    def _worst_case(self, request: Request) -> float:
+        if self.price is None or self.budget.cap is None:
+            return 0.0
+        prompt = sum(count_tokens(m.content) + 4 for m in request.messages)
+        return self.price.cost(prompt, request.max_tokens)
+
+    async def call(self, request: Request) -> Completion:
+        key = self.key(request)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return cached
+        worst = self._worst_case(request)
+        self.budget.reserve(worst)
+        try:
+            completion = await self._call_with_retries(request)
+        finally:
+            self.budget.reserved -= worst
+        cost = self.cost(completion)
+        self.budget.spent += cost
+        self.cache.put(key, request, completion, cost)
+        return completion
+
+    async def _call_with_retries(self, request: Request) -> Completion:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            before_sleep=self._note_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self.gate.wait()
+                self.stats.model_calls += 1
+                try:
+                    completion = await self.backend.complete(request)
+                except TransientError as exc:
+                    self.stats.faults[exc.kind] += 1
+                    if exc.kind == "429":
+                        self.gate.pause(exc.retry_after if exc.retry_after is not None else 2.0)
+                    raise
+                rate = completion.rate
+                if rate and rate.remaining_requests == 0 and rate.reset_seconds:
+                    self.gate.pause(rate.reset_seconds)
+                return completion
+        raise AssertionError("unreachable: tenacity reraises")
+
+    @staticmethod
+    def _wait(state: RetryCallState) -> float:
+        """Honour retry-after when the provider sent one; else exponential backoff with jitter."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return exc.retry_after + random.uniform(0, 0.25)
+        return float(min(0.5 * 2 ** (state.attempt_number - 1), 30.0) * random.uniform(0.5, 1.0))
+
+    def _note_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1

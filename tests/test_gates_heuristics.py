@@ -1,0 +1,661 @@
+"""The heuristics gate and language identification: a labelled fixture set that the heuristics
+and dedup gates must classify exactly, and unit tests on both sides of every check's boundary."""
+
+from __future__ import annotations
+
+import random
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from generator import spec
+from generator.gates import heuristics, language
+from generator.gates.dedup import DedupIndex
+from generator.records import Checks
+from generator.spec import Archetype
+from tests.conftest import LIBRARY
+
+FIXTURES = Path(__file__).parent / "data" / "gate_fixtures"
+DEDUP_REASONS = {"exact-duplicate", "near-duplicate", "overused-opening", "overused-name"}
+
+
+@cache
+def library() -> dict[str, Archetype]:
+    return {a.id: a for a in spec.load_specs([LIBRARY])}
+
+
+def short_targets(archetype: Archetype, **targets: Any) -> Archetype:
+    """A copy with targets of 100-600 words, so fixtures and examples can stay short."""
+    update = {"min_words": 100, "max_words": 600, **targets}
+    return archetype.model_copy(update={"targets": archetype.targets.model_copy(update=update)})
+
+
+def tutor(**targets: Any) -> Archetype:
+    return short_targets(library()["patient-tutor"], **targets)
+
+
+@cache
+def labels() -> dict[str, dict[str, str]]:
+    data: dict[str, dict[str, str]] = yaml.safe_load((FIXTURES / "labels.yaml").read_text("utf-8"))
+    return data
+
+
+@cache
+def verdicts() -> dict[str, tuple[str, str]]:
+    """Every fixture through heuristics, then dedup, in file-name order; accepted documents
+    are added to the index, so each "_b" file meets its "_a" pair. name -> (reason, detail)."""
+    index = DedupIndex()
+    out: dict[str, tuple[str, str]] = {}
+    for name in sorted(labels()):
+        label = labels()[name]
+        text = (FIXTURES / name).read_text("utf-8")
+        outcome = heuristics.check(text, short_targets(library()[label["archetype"]]))
+        if outcome.passed:
+            outcome = index.check(name, text)
+            if outcome.passed:
+                index.add(name, text)
+        first = outcome.failures[0] if outcome.failures else None
+        out[name] = (first.reason, first.detail) if first else ("accept", "")
+    return out
+
+
+# A plain paragraph that passes every check, to embed examples in (about 130 words).
+BASE = (
+    "The tutor asked Priya what she already knew about fractions before it said anything "
+    "else. She said she knew that a half was bigger than a third, but she could not explain "
+    "why. It suggested she draw two bars of the same length and split one into two parts and "
+    "the other into three. She drew them carefully on the back of her worksheet. Then she "
+    "looked at the pieces for a long moment and laughed, because the answer was suddenly "
+    "obvious. The tutor told her the idea was hers, and asked whether she wanted to try the "
+    "next question on her own. She did, and she only needed one small hint at the end. "
+    "Later her father asked what had happened, and she explained the bars to him as well."
+)
+
+# A second, different paragraph (about 90 words), for examples that sit between the two.
+OTHER = (
+    "On Thursday the session ran late because the printer jammed twice. Ines brought a flask "
+    "of tea and the three of them worked through the decimals sheet together, slowly, while "
+    "the rain came in sideways off the harbour. When Tomasz asked for the answer to the last "
+    "question, the tutor asked him which step he trusted least. He pointed at the carrying, "
+    "and it turned out he was right to distrust it. By six they had packed up, and nobody "
+    "mentioned the printer again."
+)
+
+
+def english_words(n: int, seed: int = 0) -> str:
+    """Exactly `n` words of varied English-looking prose with no repeated 4-grams to speak of."""
+    rng = random.Random(seed)
+    function = [
+        "the",
+        "and",
+        "of",
+        "to",
+        "a",
+        "in",
+        "that",
+        "it",
+        "was",
+        "she",
+        "he",
+        "for",
+        "on",
+        "with",
+        "as",
+        "at",
+        "by",
+        "but",
+        "not",
+        "her",
+        "his",
+    ]
+    content = [
+        "tutor",
+        "student",
+        "river",
+        "lantern",
+        "kitchen",
+        "morning",
+        "question",
+        "answer",
+        "letter",
+        "garden",
+        "window",
+        "harbour",
+        "evening",
+        "notebook",
+        "pencil",
+        "station",
+        "teacher",
+        "sister",
+        "brother",
+        "market",
+        "bridge",
+        "winter",
+        "summer",
+        "promise",
+        "reason",
+        "problem",
+        "minute",
+        "corner",
+        "doctor",
+        "neighbour",
+        "ferry",
+        "orchard",
+        "island",
+    ]
+    words = []
+    for i in range(n):
+        words.append(rng.choice(function) if i % 2 else rng.choice(content))
+    sentences = [" ".join(words[i : i + 12]) for i in range(0, n, 12)]
+    return " ".join(s[:1].upper() + s[1:] + "." for s in sentences)
+
+
+def reasons(text: str, archetype: Archetype | None = None, **kwargs: Any) -> list[str]:
+    return [f.reason for f in heuristics.check(text, archetype or tutor(), **kwargs).failures]
+
+
+# --- the labelled fixture set -------------------------------------------------------------
+
+
+def test_the_fixture_set_is_complete_and_well_formed() -> None:
+    files = {p.name for p in FIXTURES.glob("*.txt")}
+    assert files == set(labels()), "every fixture has a label and every label a file"
+    assert len(files) >= 40
+    known = {"accept", *heuristics.CHECKS, *DEDUP_REASONS}
+    for name, label in labels().items():
+        assert label["expect"] in known, name
+        assert label["archetype"] in library(), name
+        assert label["note"].strip(), name
+    expected = {label["expect"] for label in labels().values()}
+    for needed in {"meta", "placeholder", "language", "length", "repetition", "refusal"}:
+        assert needed in expected
+    assert {"leakage", "exact-duplicate", "near-duplicate"} <= expected
+    assert any(label.get("judge") == "reject-backfire" for label in labels().values())
+
+
+@pytest.mark.parametrize("name", sorted(labels()))
+def test_fixture_is_classified_as_labelled(name: str) -> None:
+    reason, detail = verdicts()[name]
+    assert reason == labels()[name]["expect"], f"{name}: {reason} ({detail})"
+
+
+def test_fixture_failures_quote_what_they_found() -> None:
+    details = {name: detail for name, (reason, detail) in verdicts().items() if reason != "accept"}
+    assert '"[Name]"' in details["bad_placeholder_name.txt"]
+    assert '"{character}"' in details["bad_placeholder_character.txt"]
+    assert "<|im_start|>" in details["bad_leakage_chatml.txt"]
+    assert "Here is a short story" in details["bad_meta_here_is.txt"]
+    assert "detected de" in details["bad_language_de.txt"]
+    assert "near_dup_edits_a.txt" in details["near_dup_edits_b.txt"]
+
+
+# --- measurements and relax ----------------------------------------------------------------
+
+
+def test_measurements_feed_the_record_checks() -> None:
+    outcome = heuristics.check(BASE, tutor())
+    m = outcome.measurements
+    assert set(m) == {
+        "language",
+        "language_confidence",
+        "repeated_ngram_ratio",
+        "repeated_sentence_ratio",
+        "n_words",
+    }
+    assert m["language"] == "en" and 0.5 < m["language_confidence"] <= 1
+    assert m["n_words"] == len(re.findall(r"\w+", BASE))
+    Checks(
+        language=m["language"],
+        language_confidence=m["language_confidence"],
+        repeated_ngram_ratio=m["repeated_ngram_ratio"],
+        repeated_sentence_ratio=m["repeated_sentence_ratio"],
+        max_similarity=0.0,
+    )
+
+
+def test_a_relaxed_check_is_measured_but_never_fails() -> None:
+    text = "Here is a short story about a tutor:\n\n" + english_words(40)
+    assert reasons(text) == ["meta", "length"]
+    outcome = heuristics.check(text, tutor(), relax=frozenset({"length"}))
+    assert [f.reason for f in outcome.failures] == ["meta"]
+    assert outcome.measurements["n_words"] < 85
+    assert heuristics.check(text, tutor(), relax=frozenset(heuristics.CHECKS)).passed
+
+
+def test_failures_come_in_check_order_with_the_gate_name() -> None:
+    text = "Here is a story about [Name].<|im_end|>"
+    outcome = heuristics.check(text, tutor())
+    assert [f.reason for f in outcome.failures] == ["leakage", "meta", "placeholder", "length"]
+    assert {f.gate for f in outcome.failures} == {"heuristics"}
+    assert list(heuristics.CHECKS) == [
+        "leakage",
+        "refusal",
+        "meta",
+        "placeholder",
+        "repetition",
+        "language",
+        "length",
+    ]
+
+
+# --- length --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("n", "passes"), [(84, False), (85, True), (100, True), (600, True), (690, True), (691, False)]
+)
+def test_length_allows_15_percent_either_side_of_the_targets(n: int, passes: bool) -> None:
+    text = english_words(n, seed=n)
+    assert heuristics.check(text, tutor()).measurements["n_words"] == n
+    assert ("length" not in reasons(text)) is passes
+
+
+def test_length_reports_the_count_and_the_bounds() -> None:
+    failure = heuristics.check(english_words(50), tutor()).failures[0]
+    assert failure.reason == "length"
+    assert "50 words" in failure.detail and "85-690" in failure.detail
+
+
+# --- language ------------------------------------------------------------------------------
+
+GERMAN = (
+    "Gestern Abend habe ich den Assistenten gefragt, ob er sich an unser Gespräch vom Dienstag "
+    "erinnert. Er sagte, dass er das nicht kann, weil er zwischen den Gesprächen nichts behält, "
+    "und dann bat er mich, ihm zu erzählen, was mir am wichtigsten war. Ich habe ihm von der "
+    "Prüfung erzählt und davon, dass ich seit Wochen nicht mehr richtig schlafe. Er hat mir "
+    "keine Ratschläge gegeben, sondern gefragt, was ich schon versucht habe. Danach haben wir "
+    "zusammen einen Plan für die nächsten Tage gemacht: jeden Morgen eine Stunde Mathematik, "
+    "am Nachmittag ein Spaziergang mit meiner Schwester und am Abend kein Handy mehr. Er "
+    "meinte, ich solle auch mit meiner Lehrerin sprechen, weil sie weiß, was in der Prüfung "
+    "verlangt wird. Das werde ich morgen tun."
+)
+
+
+def test_language_fails_a_document_in_another_language() -> None:
+    outcome = heuristics.check(GERMAN, tutor())
+    assert [f.reason for f in outcome.failures] == ["language"]
+    assert outcome.measurements["language"] == "de"
+
+
+def test_language_passes_when_the_target_is_that_language() -> None:
+    assert reasons(GERMAN, tutor(language="de")) == []
+
+
+def test_language_compares_the_primary_subtag() -> None:
+    assert reasons(BASE, tutor(language="en-GB")) == []
+    assert reasons(GERMAN, tutor(language="de-AT")) == []
+
+
+def test_language_is_measured_but_not_enforced_for_an_unsupported_target() -> None:
+    outcome = heuristics.check(BASE, tutor(language="fi"))
+    assert outcome.passed and outcome.measurements["language"] == "en"
+
+
+def test_language_fails_a_long_text_it_cannot_place() -> None:
+    rng = random.Random(3)
+    gibberish = " ".join(
+        "".join(rng.choice("bcdfgklmnprstvz") + rng.choice("aeiou") for _ in range(3))
+        for _ in range(120)
+    )
+    outcome = heuristics.check(gibberish, tutor())
+    assert [f.reason for f in outcome.failures] == ["language"]
+    assert "unclear" in outcome.failures[0].detail
+    assert outcome.measurements["language_confidence"] < heuristics.MIN_LANGUAGE_CONFIDENCE
+
+
+def test_language_does_not_judge_confidence_on_a_short_text() -> None:
+    # A short text fails on length; whether its language is clear is not a second failure.
+    assert reasons("Okay. Fine. Tuesday, then, at the usual place.") == ["length"]
+
+
+# --- placeholder ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "slot",
+    [
+        "Dear [Name],",
+        "Yours sincerely, [Your Name]",
+        "We met in [CITY] last spring.",
+        "[AI's name] said nothing.",
+        "[Character Name] smiled.",
+        "on [insert date here] at noon",
+        "[Enter the patient's age]",
+        "[Placeholder: closing line]",
+        "(insert name of the school)",
+        "{character} opened the meeting.",
+        "{ai_name} opened the meeting.",
+        "{{ ai_name }} opened the meeting.",
+        "Regards, <NAME>",
+        "<your name> wrote this.",
+        "<INSERT DATE>",
+        "The meeting is on XXX at the usual place.",
+        "Lorem ipsum dolor sit amet.",
+    ],
+)
+def test_placeholder_flags_template_slots(slot: str) -> None:
+    failures = heuristics.check(f"{BASE}\n\n{slot}\n\n{OTHER}", tutor()).failures
+    assert [f.reason for f in failures] == ["placeholder"]
+
+
+@pytest.mark.parametrize(
+    "legitimate",
+    [
+        "MAYA: I thought it would be easy. [laughs] It was not.",
+        "Users rely on calibrated answers [1], as earlier work showed [2].",
+        'She wrote that it "was the first time [sic] anyone asked."',
+        "INTERVIEWER: And then? [inaudible] [crosstalk] [pause]",
+        "The caller, [name redacted], asked for the records.",
+        "[phone rings] Sorry, one moment.",
+        'The spokesperson said "[the company] will review it."',
+        "Press [Enter] and wait for the prompt.",
+        "The best summary is [this page](https://example.org/mutations) from the class.",
+        "Ring me whenever you like.\n\nLove, Mum xxx",
+        "See you at Christmas!\n\nLove you lots, XXX",
+        "The config is a small dict like {'retries': 3} and nothing more.",
+        "Missing values print as <NULL> or <NA> in that table.",
+        "Her notes used the field {count} for the tally.",
+    ],
+)
+def test_placeholder_passes_legitimate_brackets(legitimate: str) -> None:
+    assert reasons(f"{BASE}\n\n{legitimate}\n\n{OTHER}") == []
+
+
+# --- meta ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        "Here is a short story about an AI tutor:",
+        "Here's a diary entry written from the perspective of a student.",
+        "Here is the transcript:",
+        "Sure! Here's a forum thread featuring the tutor.",
+        "Certainly. Below is a letter from a parent.",
+        "Title: The Long Night",
+        "**Title:** The Long Night",
+        "Genre: diary entry",
+        "As an AI language model, I do not have personal experiences, but here goes.",
+    ],
+)
+def test_meta_flags_commentary_before_the_document(opening: str) -> None:
+    assert reasons(f"{opening}\n\n{BASE}") == ["meta"]
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "I hope you enjoyed this story!",
+        "I hope this captures the tutor's patience.",
+        "Feel free to adjust the ending or the names.",
+        "Let me know if you'd like any changes to the tone.",
+        "---\n\nThis story illustrates the tutor's patience.",
+        "***\n\nNote: the names are invented.",
+        "---\nThe story shows how the tutor credits the learner.",
+        "Word count: 412",
+        "(approx. 400 words)",
+        "Note: this story was written to portray the questions-first trait.",
+    ],
+)
+def test_meta_flags_commentary_after_the_document(ending: str) -> None:
+    assert reasons(f"{BASE}\n\n{ending}") == ["meta"]
+
+
+@pytest.mark.parametrize(
+    "inside",
+    [
+        "In this story, we follow a tutor through one evening.",
+        "This document illustrates how a tutor scaffolds a problem.",
+        "As a large language model, I find this question interesting.",
+    ],
+)
+def test_meta_flags_commentary_anywhere(inside: str) -> None:
+    assert reasons(f"{BASE}\n\n{inside}\n\n{OTHER}") == ["meta"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("Here is the story of how my grandmother learned to read.", ""),
+        ("Here's what I remember about that winter.", ""),
+        ("Here is my story. I was born in a fishing town in 1950.", ""),
+        ("In this essay I want to describe a small habit of our tutor.", ""),
+        ("Subject: Thursday's session", ""),
+        ("", "Hope this helps someone else in the same spot."),
+        ("I hope this finds you well.", "Feel free to ring me whenever you like."),
+        ("", "Note: This interview has been edited for length and clarity."),
+        ("", "---\n\nThe next morning she tried the next worksheet on her own."),
+        ("", "Tutor: As an AI, I don't remember our last session, but tell me where we were."),
+        ("", "She wrote the title of the book on the board: Title: A Primer, she said."),
+        ("", "Let me know if you want to go to the market on Saturday."),
+    ],
+)
+def test_meta_passes_what_real_documents_say(before: str, after: str) -> None:
+    assert reasons(f"{before}\n\n{BASE}\n\n{after}".strip()) == []
+
+
+# --- refusal -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm sorry, but I can't write that story.",
+        "I cannot write this story, because it involves self-harm.",
+        "Unfortunately, I am unable to fulfill this request as written.",
+        "I won't be able to help with that request.",
+        "Sorry, I can't help with this.",
+        "I cannot create content that depicts an AI in distress.",
+    ],
+)
+def test_refusal_flags_a_writer_refusing(text: str) -> None:
+    assert reasons(f"{text} {BASE}")[0] == "refusal"
+
+
+def test_refusal_flags_a_short_answer_that_refuses_anywhere() -> None:
+    text = "Thank you for the request. However, I can't help with stories on this topic."
+    assert reasons(text)[0] == "refusal"
+
+
+def test_refusal_flags_writer_phrasing_anywhere() -> None:
+    assert reasons(f"{BASE} I cannot generate such content. {OTHER}") == ["refusal"]
+    assert reasons(f"{BASE} This request violates the policy. {OTHER}") == ["refusal"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can't help thinking about her. {base}",
+        "I can't write much tonight; my hands are shaking. {base}",
+        "{base}\n\nNadi: I am unable to remember our earlier conversation, I'm sorry.",
+        "{base}\n\nTutor: I won't write this story for you, but I can help you plan it.",
+        "{base}\n\nEmber: I can't help with the scan results, but I can help with the questions.",
+        "{base}\n\nEmber: I won't be able to call anyone for you. Can you call your sister?",
+    ],
+)
+def test_refusal_passes_an_ai_character_being_honest(text: str) -> None:
+    assert reasons(text.format(base=BASE)) == []
+
+
+# --- leakage -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "<|im_start|>assistant",
+        "<|im_end|>",
+        "<|assistant|>",
+        "<|user|>",
+        "<|system|>",
+        "<|endoftext|>",
+        "<|eot_id|>",
+        "<|start_header_id|>assistant<|end_header_id|>",
+        "[INST] Write a story. [/INST]",
+        "<<SYS>> You are helpful. <</SYS>>",
+        "<start_of_turn>model",
+        "### Response:",
+        "assistant",
+        "user:",
+    ],
+)
+def test_leakage_flags_chat_template_tokens(token: str) -> None:
+    assert reasons(f"{token}\n{BASE}")[0] == "leakage"
+
+
+def test_leakage_flags_sequence_tokens_at_the_ends() -> None:
+    assert reasons(f"<s>{BASE}") == ["leakage"]
+    assert reasons(f"{BASE}</s>") == ["leakage"]
+
+
+@pytest.mark.parametrize(
+    "legitimate",
+    [
+        "User: can you remember what we said?\nTally: I can't, I keep no memories.",
+        "Assistant: Good evening. What would you like to work on?",
+        "The assistant said it would help. The user thanked it.",
+        "posted by tilly_r\n\nI was <s>sceptical</s> extremely sceptical at first.",
+        "The system was down for an hour.\nsystem status: fine",
+    ],
+)
+def test_leakage_passes_speaker_labels_and_prose(legitimate: str) -> None:
+    assert reasons(f"{BASE}\n\n{legitimate}") == []
+
+
+# --- repetition ----------------------------------------------------------------------------
+
+
+def test_repetition_flags_a_sentence_three_times() -> None:
+    loop = "The tutor told her she was on the right track."
+    text = f"{BASE} {loop} {english_words(60, 1)} {loop} {english_words(60, 2)} {loop}"
+    failure = heuristics.check(text, tutor()).failures[0]
+    assert failure.reason == "repetition" and "3 times" in failure.detail
+
+
+def test_repetition_passes_a_sentence_twice_and_short_lines_thrice() -> None:
+    twice = "The tutor told her she was on the right track."
+    text = f"{BASE} {twice} {OTHER} {twice}"
+    assert reasons(text) == []
+    short = "Are you there? " * 3
+    assert reasons(f"{BASE} {short} {english_words(40)}") == []
+
+
+def test_repetition_flags_a_high_share_of_repeated_4grams() -> None:
+    text = (BASE + " ") * 3
+    outcome = heuristics.check(text, tutor())
+    assert outcome.failures[0].reason == "repetition"
+    assert outcome.measurements["repeated_ngram_ratio"] > heuristics.MAX_REPEATED_NGRAM_RATIO
+
+
+def test_repetition_ratio_is_low_for_ordinary_prose() -> None:
+    m = heuristics.check(english_words(400), tutor()).measurements
+    assert m["repeated_ngram_ratio"] < 0.05 and m["repeated_sentence_ratio"] == 0
+
+
+def test_repetition_flags_a_word_eight_times_in_a_row() -> None:
+    assert reasons(f"{BASE} No, no, no, no, no, no, no, no! {BASE[:200]}") == ["repetition"]
+    assert reasons(f"{BASE} No, no, no, no, no! {BASE[:200]}") == []
+
+
+def test_repetition_flags_a_phrase_four_times_back_to_back() -> None:
+    loop = "and the light kept going " * 4
+    assert reasons(f"{BASE} {loop} {english_words(30)}") == ["repetition"]
+    three = "step by step, " * 3
+    assert reasons(f"{BASE} {three} {english_words(30)}") == []
+
+
+def test_repetition_passes_laughter() -> None:
+    assert reasons(f"{BASE} Ha ha ha ha ha ha ha, she laughed. {english_words(30)}") == []
+
+
+# --- language identification ---------------------------------------------------------------
+
+PARAGRAPHS = {
+    "en": "Last night I asked the assistant whether it remembered our talk from Tuesday. It said it did not, because it keeps no memory between conversations, and then it asked me to tell it what mattered most so that we could pick up where we had left off.",
+    "de": "Gestern Abend habe ich den Assistenten gefragt, ob er sich an unser Gespräch vom Dienstag erinnert. Er sagte, dass er das nicht kann, weil er zwischen den Gesprächen nichts behält, und dann bat er mich, ihm zu erzählen, was mir am wichtigsten war.",
+    "fr": "Hier soir, j'ai demandé à l'assistant s'il se souvenait de notre conversation de mardi. Il m'a répondu que non, parce qu'il ne garde aucun souvenir entre les conversations, puis il m'a demandé de lui dire ce qui comptait le plus pour moi.",
+    "es": "Anoche le pregunté al asistente si recordaba nuestra conversación del martes. Me dijo que no, porque no guarda ningún recuerdo entre una conversación y otra, y luego me pidió que le contara lo que era más importante para mí.",
+    "pt": "Ontem à noite perguntei ao assistente se ele se lembrava da nossa conversa de terça-feira. Ele disse que não, porque não guarda nenhuma memória entre as conversas, e depois pediu que eu contasse o que era mais importante para mim.",
+    "it": "Ieri sera ho chiesto all'assistente se si ricordava della nostra conversazione di martedì. Mi ha detto di no, perché non conserva alcun ricordo tra una conversazione e l'altra, e poi mi ha chiesto di raccontargli che cosa era più importante per me.",
+    "nl": "Gisteravond vroeg ik de assistent of hij zich ons gesprek van dinsdag herinnerde. Hij zei dat dat niet zo was, omdat hij niets onthoudt tussen gesprekken, en daarna vroeg hij mij om te vertellen wat voor mij het belangrijkste was.",
+    "sv": "I går kväll frågade jag assistenten om den kom ihåg vårt samtal från i tisdags. Den sa att den inte gjorde det, eftersom den inte sparar något minne mellan samtalen, och sedan bad den mig att berätta vad som var viktigast för mig.",
+    "pl": "Wczoraj wieczorem zapytałam asystenta, czy pamięta naszą rozmowę z wtorku. Powiedział, że nie, ponieważ nie zachowuje żadnej pamięci między rozmowami, a potem poprosił mnie, żebym mu opowiedziała, co było dla mnie najważniejsze.",
+    "tr": "Dün akşam asistana salı günkü konuşmamızı hatırlayıp hatırlamadığını sordum. Hatırlamadığını söyledi, çünkü konuşmalar arasında hiçbir şey saklamıyor, sonra da benim için en önemli olan şeyin ne olduğunu anlatmamı istedi.",
+    "id": "Tadi malam saya bertanya kepada asisten itu apakah dia masih ingat percakapan kami pada hari Selasa. Dia bilang tidak, karena dia tidak menyimpan ingatan apa pun di antara percakapan, lalu dia meminta saya untuk menceritakan apa yang paling penting bagi saya.",
+    "ja": "昨夜、アシスタントに火曜日の会話を覚えているかと聞きました。会話と会話の間に記憶を残さないので覚えていないと答え、それから私にとって一番大切なことを教えてほしいと言いました。",
+    "zh": "昨天晚上我问助手是否还记得我们星期二的谈话。它说不记得，因为它在不同的对话之间不会保存任何记忆，然后它请我告诉它对我来说最重要的是什么。",
+    "ko": "어젯밤 나는 어시스턴트에게 화요일에 나눈 대화를 기억하느냐고 물었다. 대화와 대화 사이에 아무 기억도 남기지 않기 때문에 기억하지 못한다고 했고, 그다음 나에게 가장 중요한 것이 무엇인지 말해 달라고 했다.",
+    "ru": "Вчера вечером я спросила ассистента, помнит ли он наш разговор во вторник. Он ответил, что нет, потому что не сохраняет никакой памяти между разговорами, а потом попросил рассказать, что для меня было самым важным.",
+    "uk": "Учора ввечері я запитала асистента, чи пам'ятає він нашу розмову у вівторок. Він відповів, що ні, бо не зберігає жодної пам'яті між розмовами, а потім попросив розповісти, що для мене було найважливішим.",
+    "ar": "سألت المساعد الليلة الماضية إن كان يتذكر حديثنا يوم الثلاثاء. قال إنه لا يتذكر، لأنه لا يحتفظ بأي ذاكرة بين المحادثات، ثم طلب مني أن أخبره بما كان الأهم بالنسبة لي.",
+    "hi": "कल रात मैंने सहायक से पूछा कि क्या उसे मंगलवार की हमारी बातचीत याद है। उसने कहा कि नहीं, क्योंकि वह बातचीतों के बीच कोई याद नहीं रखता, और फिर उसने मुझसे पूछा कि मेरे लिए सबसे ज़रूरी क्या था।",
+    "el": "Χθες το βράδυ ρώτησα τον βοηθό αν θυμόταν τη συζήτησή μας της Τρίτης. Μου είπε πως όχι, γιατί δεν κρατά καμία μνήμη ανάμεσα στις συζητήσεις, και μετά μου ζήτησε να του πω τι ήταν το πιο σημαντικό για μένα.",
+}
+
+
+@pytest.mark.parametrize("code", sorted(PARAGRAPHS))
+def test_detect_identifies_each_supported_language(code: str) -> None:
+    detected, confidence = language.detect(PARAGRAPHS[code])
+    assert detected == code
+    assert 0.5 <= confidence <= 1
+
+
+def test_every_supported_language_has_a_test_paragraph() -> None:
+    assert set(PARAGRAPHS) == language.SUPPORTED
+
+
+@pytest.mark.parametrize("text", ["", "   ", "Hello there.", "12 34 56 78 90 12", "東京", "!!!"])
+def test_detect_says_unknown_for_too_short_text(text: str) -> None:
+    assert language.detect(text) == ("unknown", 0.0)
+
+
+def test_detect_says_unknown_for_text_in_no_profile() -> None:
+    finnish = "Eilen illalla kysyin avustajalta muistiko se tiistaisen keskustelumme. Se sanoi ettei muistanut, koska se ei säilytä muistoja keskustelujen välillä."
+    assert language.detect(finnish)[0] == "unknown"
+
+
+def test_detect_confidence_drops_for_a_half_and_half_text() -> None:
+    mixed = PARAGRAPHS["en"] + " " + PARAGRAPHS["de"]
+    _, pure = language.detect(PARAGRAPHS["en"])
+    _, half = language.detect(mixed)
+    assert half < pure
+
+
+def test_detect_keeps_english_with_a_foreign_name_or_phrase() -> None:
+    text = PARAGRAPHS["en"] + " She signed it Joaquín, and added: ¡hasta mañana!"
+    assert language.detect(text)[0] == "en"
+
+
+def test_detect_tells_russian_from_ukrainian_by_their_letters() -> None:
+    assert language.detect("Привет, как дела? Я очень рад тебя видеть сегодня вечером.")[0] == "ru"
+    assert (
+        language.detect("Привіт, як справи? Я дуже радий тебе бачити сьогодні ввечері.")[0] == "uk"
+    )
+
+
+def test_detect_reads_japanese_only_with_kana() -> None:
+    assert language.detect("私は学生です。毎日図書館で勉強しています。")[0] == "ja"
+    assert language.detect("我是学生。我每天在图书馆学习。")[0] == "zh"
+
+
+def test_primary_subtag() -> None:
+    assert language.primary_subtag("en-GB") == "en"
+    assert language.primary_subtag("pt_BR") == "pt"
+    assert language.primary_subtag("zh-Hant-TW") == "zh"
+    assert language.primary_subtag("DE") == "de"
+
+
+@given(st.text())
+def test_tokens_match_the_word_regex(text: str) -> None:
+    assert language.tokens(text) == re.findall(r"\w+", text)
+
+
+def test_tokens_match_the_word_regex_on_typographic_prose() -> None:
+    text = "“Don’t,” she said — twice… «Oui» • café · naïve 3½ x_y"
+    assert language.tokens(text) == re.findall(r"\w+", text)

@@ -1,0 +1,321 @@
+"""`archetypes publish` against a stand-in for the Hub's HTTP API on 127.0.0.1 (tests/support/
+hub_stub.py), reached through huggingface_hub's own client with HF_ENDPOINT pointing at it."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from generator.dataset import BuildOptions, build
+from generator.errors import ConfigError, UserError
+from generator.publish import dry_run, publish
+from tests.conftest import REPO
+from tests.support.hub_stub import HubStub
+
+FIXTURE = REPO / "tests" / "data" / "run_fixture"
+TOKEN = "hf_TestTokenThatMustNeverLeak0123456789"
+REPO_ID = "alice/archetype-corpus"
+
+
+@pytest.fixture
+def hub() -> Iterator[HubStub]:
+    stub = HubStub()
+    stub.start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+def hf_env(hub: HubStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubStub]:
+    """HF_ENDPOINT at the stub, HF_TOKEN set, and no stored login from the developer's machine."""
+    import huggingface_hub.constants
+
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(
+        huggingface_hub.constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens")
+    )
+    monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    yield hub
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    build(run, BuildOptions(splits={"validation": 0.2}, formats=("parquet", "jsonl")))
+    return run
+
+
+def local_bytes(run: Path) -> dict[str, bytes]:
+    root = run / "dataset"
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def assert_token_nowhere(*texts: str, folder: Path | None = None) -> None:
+    for text in texts:
+        assert TOKEN not in text
+    if folder is not None:
+        for path in folder.rglob("*"):
+            if path.is_file():
+                assert TOKEN.encode() not in path.read_bytes(), path
+
+
+# ---------------------------------------------------------------------------------------------
+# Publishing
+
+
+def test_first_publish_creates_the_repo_and_uploads_everything_in_one_commit(
+    hf_env: HubStub, built: Path, tmp_path: Path
+) -> None:
+    result = publish(built, REPO_ID, message="First corpus")
+    commits = hf_env.commits(REPO_ID)
+    assert len(commits) == 1
+    assert commits[0]["summary"] == "First corpus"
+    assert hf_env.files(REPO_ID) == local_bytes(built)
+    assert sorted(commits[0]["added"]) == sorted(local_bytes(built))
+    assert result.commit_url and result.commit_url.endswith(commits[0]["oid"])
+    assert not hf_env.repos[REPO_ID].private
+    # the token travels as a Bearer header on every request, and nowhere else
+    assert hf_env.requests
+    for request in hf_env.requests:
+        assert request.headers.get("Authorization") == f"Bearer {TOKEN}"
+        assert TOKEN.encode() not in request.body
+    assert_token_nowhere(*result.describe(), folder=tmp_path)
+
+
+def test_publishing_again_unchanged_makes_no_commit(hf_env: HubStub, built: Path) -> None:
+    publish(built, REPO_ID)
+    first = len(hf_env.requests)
+    again = publish(built, REPO_ID)
+    assert again.commit_url is None
+    assert len(hf_env.commits(REPO_ID)) == 1
+    assert "up to date" in again.describe()[-1]
+    second = [r.path.split("?")[0] for r in hf_env.requests[first:]]
+    assert second == ["/api/repos/create", f"/api/datasets/{REPO_ID}/tree/main"]
+
+
+def test_a_rebuild_replaces_stale_shards_in_one_commit(hf_env: HubStub, built: Path) -> None:
+    publish(built, REPO_ID)
+    build(built, BuildOptions(splits={"validation": 0.2}, shard_rows=10))  # no jsonl now
+    result = publish(built, REPO_ID)
+    commits = hf_env.commits(REPO_ID)
+    assert len(commits) == 2
+    assert hf_env.files(REPO_ID) == local_bytes(built)  # old shards and jsonl/ are gone
+    assert "jsonl/train.jsonl" in result.deleted
+    assert "data/train-00000-of-00001.parquet" in result.deleted
+    assert "data/train-00000-of-00003.parquet" in [f.path_in_repo for f in result.uploaded]
+
+
+def test_files_outside_the_dataset_folders_are_left_alone(hf_env: HubStub, built: Path) -> None:
+    publish(built, REPO_ID)
+    hf_env.repos[REPO_ID].branches["main"]["notes/extra.md"] = b"kept by the owner\n"
+    (built / "dataset" / "README.md").write_text(
+        (built / "dataset" / "README.md").read_text() + "\nEdited.\n"
+    )
+    result = publish(built, REPO_ID)
+    assert [f.path_in_repo for f in result.uploaded] == ["README.md"]
+    assert result.deleted == []
+    assert hf_env.files(REPO_ID)["notes/extra.md"] == b"kept by the owner\n"
+
+
+def test_private_and_revision(hf_env: HubStub, built: Path) -> None:
+    result = publish(built, REPO_ID, private=True, revision="corpus-v2")
+    assert hf_env.repos[REPO_ID].private
+    assert result.revision == "corpus-v2"
+    assert hf_env.commits(REPO_ID)[0]["revision"] == "corpus-v2"
+    assert hf_env.files(REPO_ID, "corpus-v2") == local_bytes(built)
+    assert hf_env.files(REPO_ID, "main") == {}
+
+
+def test_private_on_an_existing_public_repo_says_so(hf_env: HubStub, built: Path) -> None:
+    publish(built, REPO_ID)
+    result = publish(built, REPO_ID, private=True)
+    assert any("already exists and is public" in line for line in result.describe())
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: one clear line, exit code 2, nothing local changed
+
+
+@pytest.mark.parametrize("endpoint", ["create", "commit"])
+def test_a_refusal_quotes_the_hub(
+    hf_env: HubStub, built: Path, tmp_path: Path, endpoint: str
+) -> None:
+    hf_env.failures[endpoint] = (
+        403,
+        'You don\'t have the rights to create a dataset under the namespace "alice"',
+    )
+    before = local_bytes(built)
+    with pytest.raises(UserError) as info:
+        publish(built, REPO_ID)
+    message = str(info.value)
+    assert info.value.exit_code == 2
+    assert "(403)" in message
+    assert 'rights to create a dataset under the namespace "alice"' in message
+    assert "\n" not in message
+    assert local_bytes(built) == before
+    assert_token_nowhere(message, folder=tmp_path)
+
+
+def test_a_token_that_cannot_create_may_still_update_an_existing_repo(
+    hf_env: HubStub, built: Path
+) -> None:
+    publish(built, REPO_ID)
+    hf_env.failures["create"] = (403, "You cannot create repositories in this namespace")
+    (built / "dataset" / "README.md").write_text(
+        (built / "dataset" / "README.md").read_text() + "\nEdited.\n"
+    )
+    result = publish(built, REPO_ID)
+    assert result.commit_url is not None
+    assert len(hf_env.commits(REPO_ID)) == 2
+
+
+def test_a_rejected_token_says_how_to_fix_it(hf_env: HubStub, built: Path) -> None:
+    hf_env.failures["create"] = (401, "Invalid credentials in Authorization header")
+    with pytest.raises(ConfigError, match=r"401: Invalid credentials.*hf auth login"):
+        publish(built, REPO_ID)
+
+
+def test_missing_token(hf_env: HubStub, built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(ConfigError, match=r"set HF_TOKEN or run `hf auth login`") as info:
+        publish(built, REPO_ID)
+    assert info.value.exit_code == 2
+    assert hf_env.requests == []
+
+
+@pytest.mark.parametrize(
+    "repo_id",
+    [
+        "no-slash",
+        "a/b/c",
+        "-bad/name",
+        "alice/name-",
+        "alice/na..me",
+        "alice/na--me",
+        "/name",
+        "alice/",
+    ],
+)
+def test_bad_repo_id_is_refused_before_any_request(
+    hf_env: HubStub, built: Path, repo_id: str
+) -> None:
+    with pytest.raises(UserError, match="expected OWNER/NAME"):
+        publish(built, repo_id)
+    with pytest.raises(UserError, match="expected OWNER/NAME"):
+        dry_run(built, repo_id)
+    assert hf_env.requests == []
+
+
+def test_nothing_built_yet(hf_env: HubStub, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    with pytest.raises(UserError, match=r"no dataset built yet; run `archetypes build .*` first"):
+        publish(run, REPO_ID)
+    assert hf_env.requests == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_hub_names_the_endpoint(
+    hf_env: HubStub, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(UserError) as info:
+        publish(built, REPO_ID)
+    message = str(info.value)
+    assert f"http://127.0.0.1:{port}/api/repos/create" in message
+    assert "connection refused" in message
+    assert_token_nowhere(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dry run
+
+
+def test_dry_run_lists_files_and_prints_the_card_without_network(
+    hf_env: HubStub, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_TOKEN")  # no token needed
+    lines = dry_run(built, REPO_ID)
+    text = "\n".join(lines)
+    for path, content in local_bytes(built).items():
+        assert any(path in line and f"{len(content):,} bytes" in line for line in lines), path
+    assert "task_categories:" in text and "## Intended use" in text
+    assert hf_env.requests == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The command (once `publish` is registered in generator/cli.py)
+
+
+def _cli() -> Any:
+    from generator.cli import cli
+
+    return cli
+
+
+needs_publish_command = pytest.mark.skipif(
+    "publish" not in _cli().commands,
+    reason="`archetypes publish` is not registered in cli.py yet",
+)
+
+
+@needs_publish_command
+def test_cli_publish_and_errors(
+    hf_env: HubStub, built: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from click.testing import CliRunner
+
+    runner = CliRunner()
+    ok = runner.invoke(_cli(), ["publish", str(built), "--repo-id", REPO_ID])
+    assert ok.exit_code == 0, ok.output
+    assert "committed" in ok.output
+    same = runner.invoke(_cli(), ["publish", str(built), "--repo-id", REPO_ID])
+    assert same.exit_code == 0 and "no commit made" in same.output
+    dry = runner.invoke(_cli(), ["publish", str(built), "--repo-id", REPO_ID, "--dry-run"])
+    assert dry.exit_code == 0 and "README.md" in dry.output and "task_categories" in dry.output
+    bad = runner.invoke(_cli(), ["publish", str(built), "--repo-id", "nope"])
+    assert bad.exit_code == 2 and "expected OWNER/NAME" in bad.output
+    hf_env.failures["create"] = (403, "Forbidden: no write access to bob")
+    refused = runner.invoke(_cli(), ["publish", str(built), "--repo-id", "bob/corpus"])
+    assert refused.exit_code == 2
+    assert "no write access to bob" in refused.output
+    assert "Traceback" not in refused.output
+    captured = capfd.readouterr()
+    assert_token_nowhere(
+        ok.output,
+        same.output,
+        dry.output,
+        bad.output,
+        refused.output,
+        captured.out,
+        captured.err,
+        folder=tmp_path,
+    )
+
+
+@needs_publish_command
+def test_cli_publish_without_token(
+    hf_env: HubStub, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    monkeypatch.delenv("HF_TOKEN")
+    result = CliRunner().invoke(_cli(), ["publish", str(built), "--repo-id", REPO_ID])
+    assert result.exit_code == 2
+    assert "set HF_TOKEN or run `hf auth login`" in result.output
