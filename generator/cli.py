@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,39 @@ def _print_coverage(tasks: list[Task]) -> None:
 # Generation
 
 
+def _resolve_shard(flag: str | None, count: int | None) -> tuple[int, int] | None:
+    """(index, count) from --shard I/K, a Slurm array job, or a Kubernetes indexed job."""
+    if flag is not None:
+        match = re.fullmatch(r"(\d+)/(\d+)", flag)
+        if not match or not 0 <= int(match[1]) < int(match[2]):
+            raise click.BadParameter("expected I/K with 0 <= I < K, e.g. 3/8", param_hint="--shard")
+        return int(match[1]), int(match[2])
+    env = os.environ
+    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+        index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        total = int(env["SLURM_ARRAY_TASK_COUNT"])
+        if not 0 <= index < total:
+            raise ConfigError(
+                f"SLURM_ARRAY_TASK_ID gives shard {index} of {total}: "
+                f"use --array=0-{total - 1} or pass --shard I/K"
+            )
+        return index, total
+    if "JOB_COMPLETION_INDEX" in env:
+        if count is None:
+            raise ConfigError(
+                "JOB_COMPLETION_INDEX is set: pass --shard-count K (the job's completions)"
+            )
+        index = int(env["JOB_COMPLETION_INDEX"])
+        if not 0 <= index < count:
+            raise ConfigError(f"JOB_COMPLETION_INDEX={index} is not below --shard-count {count}")
+        return index, count
+    if count is not None:
+        raise ConfigError(
+            "--shard-count needs JOB_COMPLETION_INDEX (a Kubernetes indexed job); otherwise use --shard I/K"
+        )
+    return None
+
+
 def _judge_options(command: Any) -> Any:
     options = [
         click.option(
@@ -270,11 +304,13 @@ def _judge_config(
     if provider is None and model is None and base_url is None:
         return None
     chosen = provider or ("openai" if base_url else writer.provider)
-    same_provider = chosen == writer.provider
+    # Inherit from the writer only what still points at the same service.
+    same_service = chosen == writer.provider and base_url in (None, writer.base_url)
     return BackendConfig(
         provider=chosen,
-        model=model or (writer.model if same_provider else None),
-        base_url=base_url or (writer.base_url if same_provider else None),
+        model=model or (writer.model if same_service else None),
+        base_url=base_url or (writer.base_url if same_service else None),
+        fleet=writer.fleet if same_service and model is None else (),
         timeout=timeout,
     )
 
@@ -282,7 +318,6 @@ def _judge_config(
 def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     """Explicit flag first; a base URL means an OpenAI-compatible server; then whichever hosted
     provider has a key in the environment; else the embedded local model."""
-    import os
 
     if provider:
         return provider
@@ -377,6 +412,20 @@ def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     type=click.Path(path_type=Path, exists=True),
     help="Earlier run folder, records.jsonl or folder of parquet files not to repeat.",
 )
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/K",
+    help="Run shard I of K (0-based) into DIR/shard-I-of-K; default: from SLURM_ARRAY_TASK_ID and "
+    "SLURM_ARRAY_TASK_COUNT, or JOB_COMPLETION_INDEX with --shard-count.",
+)
+@click.option(
+    "--shard-count",
+    type=int,
+    default=None,
+    callback=_positive,
+    help="K for a Kubernetes indexed job (the index comes from JOB_COMPLETION_INDEX).",
+)
 def generate(
     paths: tuple[Path, ...],
     out: Path,
@@ -396,22 +445,33 @@ def generate(
     judge_mode: str | None,
     relax: tuple[str, ...],
     dedup_against: tuple[Path, ...],
+    shard: str | None,
+    shard_count: int | None,
 ) -> None:
     """Generate (or resume, or extend) a corpus run in --out."""
     from generator.run import RunOptions, run
 
     if budget is not None and budget <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--budget")
-    if len(base_urls) > 1:
-        raise ConfigError("only one --base-url is supported for now")
     archetypes = spec.load_specs(_spec_paths(paths))
     chosen = _choose_provider(provider, base_urls)
     writer = BackendConfig(
-        provider=chosen, model=model, base_url=base_urls[0] if base_urls else None, timeout=timeout
+        provider=chosen,
+        model=model,
+        base_url=base_urls[0] if base_urls else None,
+        fleet=tuple(base_urls[1:]),
+        timeout=timeout,
     )
+    n = count or default_count(archetypes)
+    sharding = _resolve_shard(shard, shard_count)
+    if sharding is not None:
+        index, shards = sharding
+        n = n // shards + (1 if index < n % shards else 0)
+        out = out / f"shard-{index:04d}-of-{shards:04d}"
+        click.echo(f"shard {index} of {shards}: {n} documents into {out}")
     options = RunOptions(
         out=out,
-        n=count or default_count(archetypes),
+        n=n,
         seed=seed,
         backend=writer,
         concurrency=concurrency,
@@ -422,6 +482,7 @@ def generate(
         judge_mode=judge_mode,  # type: ignore[arg-type]
         relax=frozenset(relax),
         dedup_against=dedup_against,
+        shard=sharding,
     )
     summary = run(archetypes, options)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
@@ -500,6 +561,30 @@ def _writer_from_manifest(run_dir: Path) -> BackendConfig:
         raise UserError(f"{run_dir}: no readable manifest.json; is this a run directory?") from None
     return BackendConfig(
         provider=manifest["provider"], model=manifest["model"], base_url=manifest.get("base_url")
+    )
+
+
+@cli.command()
+@click.argument(
+    "shard_dirs",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="New run directory for the merged run.",
+)
+def merge(shard_dirs: tuple[Path, ...], out: Path) -> None:
+    """Combine shard run directories (or a folder of shard-*-of-* folders) into one run."""
+    from generator.merge import merge as merge_shards
+
+    summary = merge_shards(shard_dirs, out)
+    click.echo(
+        f"merged {summary.shards} shards into {summary.out}: {summary.records} documents, "
+        f"{summary.cross_shard_duplicates} near-duplicates across shards moved to rejects.jsonl"
     )
 
 

@@ -27,6 +27,7 @@ from generator.backends.base import (
     TransientError,
     create_backend,
 )
+from generator.backends.fleet import FleetBackend
 from generator.backends.local import DEFAULT_MODEL_NAME
 from generator.calls import Budget, BudgetReached, CallStats, ModelCaller, ResponseCache
 from generator.errors import ConfigError
@@ -76,6 +77,7 @@ class RunOptions:
     judge_mode: JudgeMode | None = None  # None: enforce, or advisory for the embedded tiny model
     relax: frozenset[str] = frozenset()  # heuristic checks measured but not enforced
     dedup_against: tuple[Path, ...] = ()  # earlier runs or datasets to avoid repeating
+    shard: tuple[int, int] | None = None  # (index, count): this process runs tasks index mod count
 
 
 @dataclass
@@ -404,7 +406,7 @@ async def _generate(
     gatekeeper = _gatekeeper(rundir, policy, judge, options.dedup_against)
     worker = _Worker(writer, gatekeeper, {a.id: a for a in archetypes}, rundir, options.max_reasks)
     scheduler = _Scheduler(
-        iter_tasks(archetypes, options.seed),
+        _task_stream(archetypes, options),
         options.n,
         accepted={line["id"] for line in rundir.read_jsonl(RECORDS)},
         rejected={line["task_id"] for line in rundir.read_jsonl(REJECTS)},
@@ -429,6 +431,7 @@ async def _generate(
             cost_usd=round(budget.spent, 6),
             price_known=writer.price is not None and judge.price is not None,
             faults=dict(sorted((previous_faults + stats.faults).items())),
+            endpoints=writer_backend.report() if isinstance(writer_backend, FleetBackend) else None,
             calls_this_session={
                 "model_calls": stats.model_calls,
                 "cache_hits": stats.cache_hits,
@@ -511,6 +514,16 @@ async def _generate(
     )
 
 
+def _task_stream(archetypes: Sequence[Archetype], options: RunOptions) -> Iterator[Task]:
+    """The plan stream, or this shard's share of it: shards split by task index, so K machines
+    together run exactly the plan one machine would, replacements for rejects included."""
+    stream = iter_tasks(archetypes, options.seed)
+    if options.shard is None:
+        return stream
+    index, count = options.shard
+    return (task for task in stream if task.index % count == index)
+
+
 def _final_status(
     done: int, options: RunOptions, failed: Counter[str], draws: int
 ) -> dict[str, str]:
@@ -559,6 +572,8 @@ def _manifest_base(
         "provider": backend.provider,
         "model": backend.model,
         "base_url": _safe_url(options.backend.base_url),
+        "base_urls": [_safe_url(u) for u in options.backend.base_urls],
+        "shard": {"index": options.shard[0], "count": options.shard[1]} if options.shard else None,
         "template_versions": template_versions(),
         "concurrency": options.concurrency,
         "budget_usd": options.budget,

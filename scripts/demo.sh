@@ -8,5 +8,7 @@ bash scripts/setup.sh
 # The embedded 135M model rarely writes 300 words, so the length check is measured but relaxed,
 # and its own judge verdicts are recorded as advisory (both are stated in the manifest).
 .venv/bin/archetypes generate archetypes/ --provider local -n "${DEMO_N:-6}" --out outputs/demo --relax length
+.venv/bin/archetypes build outputs/demo
 echo
-echo "Corpus written to outputs/demo/records.jsonl (rejected attempts: outputs/demo/rejects.jsonl)."
+echo "Done. Read the documents in outputs/demo/records.jsonl (rejected attempts with reasons in"
+echo "outputs/demo/rejects.jsonl); the dataset and its card are in outputs/demo/dataset/."

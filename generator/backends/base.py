@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -74,6 +74,11 @@ class BackendConfig:
     model: str | None = None
     base_url: str | None = None
     timeout: float = 600.0
+    fleet: tuple[str, ...] = ()  # more OpenAI-compatible endpoints serving the same model
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        return ((self.base_url,) if self.base_url else ()) + self.fleet
 
     @property
     def self_hosted(self) -> bool:
@@ -100,6 +105,14 @@ def providers() -> list[str]:
 def create_backend(config: BackendConfig) -> Backend:
     """Build the backend named by `config.provider`. Raises ConfigError for unknown providers."""
     _load_builtin()
+    if config.fleet:
+        from generator.backends.fleet import FleetBackend
+
+        if config.provider != "openai":
+            raise ConfigError(
+                "several --base-url endpoints need --provider openai (OpenAI-compatible servers)"
+            )
+        return FleetBackend([replace(config, base_url=url, fleet=()) for url in config.base_urls])
     factory = _REGISTRY.get(config.provider)
     if factory is None:
         raise ConfigError(
