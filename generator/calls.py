@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from generator.backends.base import Backend, Completion, TransientError
+from generator.batch import BatchQueue, Deferred
 from generator.pricing import Price
 from generator.prompts import Request
 from generator.rundir import CACHE, RunDir
@@ -119,6 +120,8 @@ class ModelCaller:
         self.stats = stats
         self.max_retries = max_retries
         self.gate = RateGate()
+        # Batch mode: answers not cached yet are queued for a provider batch instead of called.
+        self.batch_queue: BatchQueue | None = None
 
     def key(self, request: Request) -> str:
         identity = [
@@ -141,7 +144,7 @@ class ModelCaller:
         if self.price is None or self.budget.cap is None:
             return 0.0
         prompt = sum(count_tokens(m.content) + 4 for m in request.messages)
-        return self.price.cost(prompt, request.max_tokens)
+        return self.price.cost(prompt, request.max_tokens, batch=self.batch_queue is not None)
 
     async def call(self, request: Request) -> Completion:
         key = self.key(request)
@@ -150,6 +153,11 @@ class ModelCaller:
             self.stats.cache_hits += 1
             return cached
         worst = self._worst_case(request)
+        if self.batch_queue is not None:
+            # Reserved and never released in this process: the batch will spend it.
+            self.budget.reserve(worst)
+            self.batch_queue.defer(key, request)
+            raise Deferred
         self.budget.reserve(worst)
         try:
             completion = await self._call_with_retries(request)

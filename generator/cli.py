@@ -413,6 +413,13 @@ def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     help="Earlier run folder, records.jsonl or folder of parquet files not to repeat.",
 )
 @click.option(
+    "--batch",
+    "use_batch",
+    is_flag=True,
+    help="Send the calls through the provider's batch API (half price, results within 24 h); "
+    "see `archetypes batch`.",
+)
+@click.option(
     "--shard",
     default=None,
     metavar="I/K",
@@ -445,6 +452,7 @@ def generate(
     judge_mode: str | None,
     relax: tuple[str, ...],
     dedup_against: tuple[Path, ...],
+    use_batch: bool,
     shard: str | None,
     shard_count: int | None,
 ) -> None:
@@ -483,6 +491,7 @@ def generate(
         relax=frozenset(relax),
         dedup_against=dedup_against,
         shard=sharding,
+        batch=use_batch,
     )
     summary = run(archetypes, options)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
@@ -586,6 +595,56 @@ def merge(shard_dirs: tuple[Path, ...], out: Path) -> None:
         f"merged {summary.shards} shards into {summary.out}: {summary.records} documents, "
         f"{summary.cross_shard_duplicates} near-duplicates across shards moved to rejects.jsonl"
     )
+
+
+@cli.group()
+def batch() -> None:
+    """Follow, collect or cancel the provider batches of a `generate --batch` run."""
+
+
+def _print_batches(infos: list[Any]) -> None:
+    if not infos:
+        click.echo("no batches in this run")
+    for info in infos:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(info.request_counts.items()))
+        state = "collected" if info.collected else info.status
+        click.echo(f"{info.id}  {info.provider}  {state:<12} {info.requests} requests  {counts}")
+
+
+@batch.command(name="status")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def batch_status(run_dir: Path) -> None:
+    """Each batch of the run, refreshed from the provider."""
+    import asyncio
+
+    from generator import batch as batches
+
+    _print_batches(asyncio.run(batches.status(run_dir)))
+
+
+@batch.command(name="collect")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
+def batch_collect(run_dir: Path, prices: Path | None) -> None:
+    """Download the results of every finished batch into the run's cache."""
+    import asyncio
+
+    from generator import batch as batches
+
+    summary = asyncio.run(batches.collect(run_dir, prices_file=prices))
+    click.echo(summary.line())
+    click.echo("rerun the same `archetypes generate ... --batch` command to continue the run")
+
+
+@batch.command(name="cancel")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def batch_cancel(run_dir: Path) -> None:
+    """Cancel every batch still running (finished results are still collected)."""
+    import asyncio
+
+    from generator import batch as batches
+
+    _print_batches(asyncio.run(batches.cancel(run_dir)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,13 +19,27 @@ class Price(BaseModel):
     input: float = Field(ge=0)
     output: float = Field(ge=0)
     cached_input: float | None = Field(default=None, ge=0)
+    # The fraction of these rates charged through the provider's batch API (0.5 = half price).
+    # Set per model in the table, else filled in from the table's `batch_multiplier` by provider.
+    batch_multiplier: float | None = Field(default=None, ge=0, le=1)
 
-    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+    def cost(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        cached_input_tokens: int = 0,
+        batch: bool = False,
+    ) -> float:
+        """USD for one call; `batch=True` applies the batch discount (which stacks with the
+        prompt-cache rate, as both providers document)."""
         cached_rate = self.input if self.cached_input is None else self.cached_input
         fresh = max(input_tokens - cached_input_tokens, 0)
-        return (
+        usd = (
             fresh * self.input + cached_input_tokens * cached_rate + output_tokens * self.output
         ) / 1e6
+        if batch and self.batch_multiplier is not None:
+            usd *= self.batch_multiplier
+        return usd
 
 
 FREE = Price(input=0, output=0, cached_input=0)
@@ -36,18 +50,27 @@ class PriceTable(BaseModel):
 
     models: dict[str, Price] = Field(default_factory=dict)
     free_providers: tuple[str, ...] = ()
+    # provider -> fraction of the standard rates its batch API charges
+    batch_multiplier: dict[str, float] = Field(default_factory=dict)
 
     def lookup(self, model: str, provider: str, self_hosted: bool = False) -> Price | None:
         """Exact model name, else the longest matching prefix (dated snapshots), else free for
-        local or self-hosted servers, else None (unknown)."""
+        local or self-hosted servers, else None (unknown). The price carries the provider's
+        batch multiplier unless the model's entry sets its own."""
+        price: Price | None = None
         if model in self.models:
-            return self.models[model]
-        prefixes = [name for name in self.models if model.startswith(name)]
-        if prefixes:
-            return self.models[max(prefixes, key=len)]
-        if provider in self.free_providers or self_hosted:
-            return FREE
-        return None
+            price = self.models[model]
+        else:
+            prefixes = [name for name in self.models if model.startswith(name)]
+            if prefixes:
+                price = self.models[max(prefixes, key=len)]
+        if price is None:
+            if provider in self.free_providers or self_hosted:
+                return FREE
+            return None
+        if price.batch_multiplier is None and provider in self.batch_multiplier:
+            price = price.model_copy(update={"batch_multiplier": self.batch_multiplier[provider]})
+        return price
 
 
 def load_prices(override: Path | None = None) -> PriceTable:
@@ -59,6 +82,7 @@ def load_prices(override: Path | None = None) -> PriceTable:
     return PriceTable(
         models={**base.models, **extra.models},
         free_providers=tuple(dict.fromkeys(base.free_providers + extra.free_providers)),
+        batch_multiplier={**base.batch_multiplier, **extra.batch_multiplier},
     )
 
 

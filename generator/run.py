@@ -29,6 +29,7 @@ from generator.backends.base import (
 )
 from generator.backends.fleet import FleetBackend
 from generator.backends.local import DEFAULT_MODEL_NAME
+from generator.batch import BatchQueue, Deferred
 from generator.calls import Budget, BudgetReached, CallStats, ModelCaller, ResponseCache
 from generator.errors import ConfigError
 from generator.gates import (
@@ -78,6 +79,7 @@ class RunOptions:
     relax: frozenset[str] = frozenset()  # heuristic checks measured but not enforced
     dedup_against: tuple[Path, ...] = ()  # earlier runs or datasets to avoid repeating
     shard: tuple[int, int] | None = None  # (index, count): this process runs tasks index mod count
+    batch: bool = False  # queue uncached calls for the provider's batch API instead of calling
 
 
 @dataclass
@@ -254,13 +256,14 @@ class _Scheduler:
         self.max_draws = max_draws
         self.draws = 0
         self.inflight = 0
+        self.deferred = 0
         self.changed = asyncio.Condition()
         self.exhausted = False
 
     async def next(self) -> Task | None:
         async with self.changed:
             while True:
-                if len(self.accepted) + self.inflight < self.target:
+                if len(self.accepted) + self.inflight + self.deferred < self.target:
                     task = self._draw()
                     if task is None:
                         return None
@@ -281,9 +284,11 @@ class _Scheduler:
             return task
         return None
 
-    async def finish(self, outcome: _Outcome | None, task: Task) -> None:
+    async def finish(self, outcome: _Outcome | None, task: Task, deferred: bool = False) -> None:
         async with self.changed:
             self.inflight -= 1
+            # A task waiting on a batch answer still counts toward N: it will finish next run.
+            self.deferred += deferred
             if outcome is not None:
                 (self.accepted if outcome.accepted else self.rejected).add(task.id)
             self.changed.notify_all()
@@ -404,6 +409,7 @@ async def _generate(
         options.max_transport_retries,
     )
     gatekeeper = _gatekeeper(rundir, policy, judge, options.dedup_against)
+    queue = _batch_queue(options, rundir, writer, judge)
     worker = _Worker(writer, gatekeeper, {a.id: a for a in archetypes}, rundir, options.max_reasks)
     scheduler = _Scheduler(
         _task_stream(archetypes, options),
@@ -445,6 +451,7 @@ async def _generate(
     async def work() -> None:
         while (task := await scheduler.next()) is not None:
             outcome: _Outcome | None = None
+            deferred = False
             try:
                 outcome = await worker.process(task)
             except BudgetReached:
@@ -456,6 +463,8 @@ async def _generate(
                     ),
                 )
                 raise _Stop from None
+            except Deferred:
+                deferred = True
             except TransientError as exc:
                 failed[exc.kind] += 1
             except PermanentError as exc:
@@ -464,7 +473,7 @@ async def _generate(
                     raise _Stop from None
                 failed["rejected-by-provider"] += 1
             finally:
-                await scheduler.finish(outcome, task)
+                await scheduler.finish(outcome, task, deferred)
             progress.update(len(scheduler.accepted), budget.spent, cache.tokens)
 
     loop = asyncio.get_running_loop()
@@ -499,6 +508,8 @@ async def _generate(
                 "rerun the same command to continue"
             ),
         )
+    elif queue is not None and (queue.pending() or queue.waiting()):
+        status.update(await _submit_batches(queue, options))
     elif status["value"] == "running":
         status.update(_final_status(done, options, failed, scheduler.draws))
     write_manifest(status["value"])
@@ -522,6 +533,39 @@ def _task_stream(archetypes: Sequence[Archetype], options: RunOptions) -> Iterat
         return stream
     index, count = options.shard
     return (task for task in stream if task.index % count == index)
+
+
+def _batch_queue(
+    options: RunOptions, rundir: RunDir, writer: ModelCaller, judge: ModelCaller
+) -> BatchQueue | None:
+    """In batch mode the writer (and the judge, when it is the same backend) queue their
+    uncached calls; a judge on another backend is still called directly."""
+    if not options.batch:
+        return None
+    queue = BatchQueue(rundir, writer.backend)
+    writer.batch_queue = queue
+    if judge.backend is writer.backend:
+        judge.batch_queue = queue
+    return queue
+
+
+async def _submit_batches(queue: BatchQueue, options: RunOptions) -> dict[str, str]:
+    waiting = queue.waiting()
+    created = await queue.submit()
+    requests = sum(info.requests for info in created)
+    parts = []
+    if created:
+        parts.append(f"submitted {len(created)} batch(es) with {requests} requests")
+    if waiting:
+        parts.append(f"{waiting} requests are waiting in batches submitted earlier")
+    return {
+        "value": "batch-pending",
+        "message": (
+            f"{'; '.join(parts)}; follow them with `archetypes batch status {options.out}`, fetch the "
+            f"results with `archetypes batch collect {options.out}`, then rerun this command to take "
+            "every document one step further"
+        ),
+    }
 
 
 def _final_status(

@@ -1,8 +1,9 @@
 """The run directory: the only module that writes files under a run's folder.
 
-Layout: manifest.json (replaced atomically), records.jsonl, rejects.jsonl and cache.jsonl
-(append-only, one JSON object per line, flushed as each result arrives), and .lock (held with
-flock while a process works here; the kernel drops it if the process dies, even by SIGKILL).
+Layout: manifest.json (replaced atomically), records.jsonl, rejects.jsonl, cache.jsonl and
+batches.jsonl (append-only, one JSON object per line, flushed as each result arrives), and
+.lock (held with flock while a process works here; the kernel drops it if the process dies,
+even by SIGKILL).
 A line cut short by a kill is trimmed the next time the run is opened, so no file stays corrupt.
 """
 
@@ -23,6 +24,7 @@ MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
 REJECTS = "rejects.jsonl"
 CACHE = "cache.jsonl"
+BATCHES = "batches.jsonl"  # provider batches submitted from this run (generator/batch.py)
 LOCK = ".lock"
 
 
@@ -75,7 +77,7 @@ class RunDir:
         handle.write(f"archetypes pid {os.getpid()}")
         handle.flush()
         self._lock_handle = handle
-        for name in (RECORDS, REJECTS, CACHE):
+        for name in (RECORDS, REJECTS, CACHE, BATCHES):
             self._repair(self.path / name)
 
     def close(self) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
+from anthropic.types import Message
 
 from generator.backends.base import (
     BackendConfig,
@@ -20,6 +23,7 @@ from generator.backends.base import (
     register,
     require_env,
 )
+from generator.batch import BatchInfo, BatchResult
 from generator.errors import ConfigError
 from generator.prompts import Request
 
@@ -30,6 +34,11 @@ _FINISH: dict[str, FinishReason] = {
     "max_tokens": "length",
 }
 STRUCTURED_TOOL = "submit"
+
+# Message Batches
+BATCH_MAX_REQUESTS = 100_000  # per batch, as documented
+BATCH_MAX_BYTES = 256_000_000  # "256 MB" per batch request body; counted in decimal to stay under
+CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # the documented custom_id format
 
 
 class AnthropicBackend:
@@ -42,6 +51,7 @@ class AnthropicBackend:
                 "--model is required with --provider anthropic (e.g. --model claude-haiku-4-5)"
             )
         self.model = config.model
+        self.base_url = config.base_url
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=config.base_url,
@@ -90,10 +100,19 @@ class AnthropicBackend:
             ) from None
         except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise TransientError("malformed", f"malformed response body: {exc}") from None
-        text = _answer_text(message.content, structured=request.json_schema is not None)
+        return self._completion(
+            message, structured=request.json_schema is not None, rate=_rate_info(raw.headers)
+        )
+
+    def _completion(self, message: Any, structured: bool, rate: RateInfo | None) -> Completion:
+        """A Message (the SDK's object) as a Completion; shared by the synchronous path and
+        batch results, so both read answers the same way."""
+        text = _answer_text(message.content or [], structured=structured)
         if text is None:
             raise TransientError("empty", "the response had no usable content")
         usage = message.usage
+        if usage is None:
+            raise TransientError("malformed", "the response had no usage")
         return Completion(
             text=text,
             finish_reason=_FINISH.get(message.stop_reason or "", "other"),
@@ -103,11 +122,127 @@ class AnthropicBackend:
             output_tokens=usage.output_tokens or 0,
             cached_input_tokens=usage.cache_read_input_tokens or 0,
             model=message.model or self.model,
-            rate=_rate_info(raw.headers),
+            rate=rate,
         )
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    # -- Message Batches (https://docs.anthropic.com/en/docs/build-with-claude/batch-processing)
+    # POST /v1/messages/batches {requests: [{custom_id, params}]}; poll GET .../{id} until
+    # processing_status is "ended"; results_url then serves JSONL lines
+    # {custom_id, result: {type: succeeded|errored|canceled|expired, message|error}}.
+
+    batch_max_requests = BATCH_MAX_REQUESTS
+    batch_max_bytes = BATCH_MAX_BYTES
+
+    def batch_request(self, request: Request, custom_id: str) -> dict[str, Any]:
+        """One entry of a batch: the same parameters the synchronous call would send."""
+        if not CUSTOM_ID.fullmatch(custom_id):
+            raise ValueError(f"custom_id {custom_id!r} does not match {CUSTOM_ID.pattern}")
+        return {"custom_id": custom_id, "params": self._body(request)}
+
+    def parse_batch_result(self, body: dict[str, Any]) -> Completion:
+        """The Message inside a succeeded result (`result.message`)."""
+        # structured=True reads a forced tool call when there is one and the text otherwise,
+        # which is what the synchronous path does for either kind of request: a request
+        # without a schema offers no tools, so its answer never has a tool call.
+        return self._completion(Message.construct(**body), structured=True, rate=None)
+
+    async def batch_create(self, lines: Sequence[dict[str, Any]]) -> BatchInfo:
+        with _batch_errors("create the message batch"):
+            batch = await self.client.messages.batches.create(requests=list(lines))  # type: ignore[arg-type]
+        return self._batch_info(batch)
+
+    async def batch_get(self, batch_id: str) -> BatchInfo:
+        with _batch_errors(f"read message batch {batch_id}"):
+            batch = await self.client.messages.batches.retrieve(batch_id)
+        return self._batch_info(batch)
+
+    async def batch_cancel(self, batch_id: str) -> BatchInfo:
+        with _batch_errors(f"cancel message batch {batch_id}"):
+            batch = await self.client.messages.batches.cancel(batch_id)
+        return self._batch_info(batch)
+
+    async def batch_results(self, info: BatchInfo) -> AsyncIterator[BatchResult]:
+        """Every result line of an ended batch, streamed from its results_url."""
+        with _batch_errors(f"download the results of message batch {info.id}"):
+            decoder = await self.client.messages.batches.results(info.id)
+            async for item in decoder:
+                yield _anthropic_result(item)
+
+    def _batch_info(self, batch: Any) -> BatchInfo:
+        counts = batch.request_counts
+        return BatchInfo(
+            id=batch.id,
+            provider=self.provider,
+            model=self.model,
+            status=batch.processing_status,
+            ended=batch.processing_status == "ended",
+            created_at=_iso(batch.created_at),
+            request_counts=(
+                {
+                    name: getattr(counts, name, 0) or 0
+                    for name in ("processing", "succeeded", "errored", "canceled", "expired")
+                }
+                if counts is not None
+                else {}
+            ),
+            results_url=batch.results_url,
+        )
+
+
+def _anthropic_result(item: Any) -> BatchResult:
+    custom_id = str(getattr(item, "custom_id", "") or "")
+    result = getattr(item, "result", None)
+    kind = getattr(result, "type", None)
+    if kind == "succeeded" and getattr(result, "message", None) is not None:
+        return BatchResult(
+            custom_id=custom_id,
+            outcome="succeeded",
+            body=result.message.to_dict(mode="json"),  # type: ignore[union-attr]
+        )
+    if kind in ("canceled", "expired"):
+        return BatchResult(custom_id=custom_id, outcome=kind)
+    error = getattr(getattr(result, "error", None), "error", None)
+    message = f"{getattr(error, 'type', 'error')}: {getattr(error, 'message', '')}".strip()
+    return BatchResult(custom_id=custom_id, outcome="errored", error=message[:300])
+
+
+@contextmanager
+def _batch_errors(what: str) -> Iterator[None]:
+    """SDK errors of a Message Batches call as TransientError or PermanentError."""
+    try:
+        yield
+    except anthropic.APIStatusError as exc:
+        if exc.status_code == 404:
+            raise PermanentError(
+                f"could not {what}: not found (404): {str(exc.message)[:300]}"
+            ) from None
+        classified = _classify_status(exc)
+        if isinstance(classified, PermanentError) and not classified.fatal:
+            classified = PermanentError(f"could not {what}: {classified}")
+        raise classified from None
+    except anthropic.APITimeoutError:
+        raise TransientError("timeout", f"could not {what}: the request timed out") from None
+    except anthropic.APIConnectionError as exc:
+        raise TransientError(
+            "connection", f"could not {what}: connection failed: {exc.__cause__ or exc}"
+        ) from None
+    except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
+        raise TransientError("malformed", f"could not {what}: malformed response: {exc}") from None
+    except anthropic.AnthropicError as exc:  # e.g. "no results_url" for a batch not yet ended
+        raise PermanentError(f"could not {what}: {exc}") from None
+
+
+def _iso(moment: datetime | str | None) -> str:
+    if moment is None:
+        return ""
+    if isinstance(moment, str):
+        return moment
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _answer_text(blocks: list[Any], structured: bool) -> str | None:

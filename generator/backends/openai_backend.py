@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from generator.backends.base import (
     BackendConfig,
@@ -20,12 +23,24 @@ from generator.backends.base import (
     register,
     require_env,
 )
+from generator.batch import BatchInfo, BatchOutcome, BatchResult, batch_line_bytes
 from generator.errors import ConfigError
 from generator.prompts import Request
 
 # Compatible servers usually need no key; the SDK insists on a non-empty one.
 PLACEHOLDER_KEY = "not-needed"
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "stop"}
+
+# The Batch API
+BATCH_ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+BATCH_MAX_REQUESTS = 50_000  # per input file, as documented
+BATCH_MAX_BYTES = 200_000_000  # "up to 200 MB" per input file; counted in decimal to stay under
+_OPENAI_ENDED = {"completed", "failed", "expired", "cancelled"}
+_OPENAI_LINE_OUTCOMES: dict[str, BatchOutcome] = {
+    "batch_expired": "expired",
+    "batch_cancelled": "canceled",
+    "batch_canceled": "canceled",
+}
 
 
 class OpenAIBackend:
@@ -106,6 +121,11 @@ class OpenAIBackend:
             ) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise TransientError("malformed", f"malformed response body: {exc}") from None
+        return self._completion(response, _rate_info(headers))
+
+    def _completion(self, response: Any, rate: RateInfo | None) -> Completion:
+        """A chat completion (the SDK's object) as a Completion; shared by the synchronous
+        path and batch results, so both read answers the same way."""
         if not getattr(response, "choices", None):
             raise TransientError("empty", "the response had no choices")
         choice = response.choices[0]
@@ -123,7 +143,7 @@ class OpenAIBackend:
             output_tokens=usage.completion_tokens if usage else 0,
             cached_input_tokens=cached,
             model=response.model or self.model,
-            rate=_rate_info(headers),
+            rate=rate,
         )
 
     async def _create(self, request: Request) -> tuple[Any, Mapping[str, str]]:
@@ -151,6 +171,146 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    # -- the Batch API (https://platform.openai.com/docs/guides/batch) ------------------------
+    # One JSONL input file per batch (purpose "batch"), each line {custom_id, method, url, body};
+    # results come back as an output file (successes) and an error file, each line
+    # {id, custom_id, response: {status_code, request_id, body} | null, error: {code, message}
+    # | null}, in any order.
+
+    batch_max_requests = BATCH_MAX_REQUESTS
+    batch_max_bytes = BATCH_MAX_BYTES
+
+    def batch_request(self, request: Request, custom_id: str) -> dict[str, Any]:
+        """One line of a batch input file: the same body the synchronous call would send."""
+        return {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": BATCH_ENDPOINT,
+            "body": self._body(request),
+        }
+
+    def parse_batch_result(self, body: dict[str, Any]) -> Completion:
+        """The chat completion inside a succeeded result line (`response.body`)."""
+        # construct() builds the nested SDK objects without validation, as the SDK does for
+        # synchronous responses, so both paths read the same fields the same way.
+        return self._completion(ChatCompletion.construct(**body), None)
+
+    async def batch_create(self, lines: Sequence[dict[str, Any]]) -> BatchInfo:
+        """Upload the lines as a JSONL file and create a 24h batch over it."""
+        data = b"".join(batch_line_bytes(line) for line in lines)
+        with _batch_errors("upload the batch file"):
+            uploaded = await self.client.files.create(
+                file=("requests.jsonl", data, "application/jsonl"), purpose="batch"
+            )
+        with _batch_errors("create the batch"):
+            batch = await self.client.batches.create(
+                input_file_id=uploaded.id,
+                endpoint=BATCH_ENDPOINT,
+                completion_window="24h",
+                metadata={"tool": "archetype-corpus"},
+            )
+        return self._batch_info(batch)
+
+    async def batch_get(self, batch_id: str) -> BatchInfo:
+        with _batch_errors(f"read batch {batch_id}"):
+            batch = await self.client.batches.retrieve(batch_id)
+        return self._batch_info(batch)
+
+    async def batch_cancel(self, batch_id: str) -> BatchInfo:
+        with _batch_errors(f"cancel batch {batch_id}"):
+            batch = await self.client.batches.cancel(batch_id)
+        return self._batch_info(batch)
+
+    async def batch_results(self, info: BatchInfo) -> AsyncIterator[BatchResult]:
+        """Every result line of an ended batch: the output file, then the error file."""
+        for file_id in (info.output_file_id, info.error_file_id):
+            if not file_id:
+                continue
+            with _batch_errors(f"download results file {file_id} of batch {info.id}"):
+                async with self.client.files.with_streaming_response.content(file_id) as raw:
+                    async for line in raw.iter_lines():
+                        if line.strip():
+                            yield _openai_result(json.loads(line))
+
+    def _batch_info(self, batch: Any) -> BatchInfo:
+        counts = batch.request_counts
+        errors = [
+            f"{e.code or 'error'}: {e.message or ''}".strip()
+            + (f" (line {e.line})" if e.line is not None else "")
+            for e in ((batch.errors.data or []) if batch.errors else [])
+        ]
+        return BatchInfo(
+            id=batch.id,
+            provider=self.provider,
+            model=self.model,
+            status=batch.status,
+            ended=batch.status in _OPENAI_ENDED,
+            created_at=_iso(batch.created_at),
+            request_counts=(
+                {"total": counts.total, "completed": counts.completed, "failed": counts.failed}
+                if counts is not None
+                else {}
+            ),
+            output_file_id=batch.output_file_id,
+            error_file_id=batch.error_file_id,
+            errors=errors,
+        )
+
+
+def _openai_result(line: dict[str, Any]) -> BatchResult:
+    """One output/error file line as a provider-neutral result."""
+    custom_id = str(line.get("custom_id") or "")
+    response = line.get("response") or None
+    error = line.get("error") or None
+    if error:
+        code = str(error.get("code") or "")
+        return BatchResult(
+            custom_id=custom_id,
+            outcome=_OPENAI_LINE_OUTCOMES.get(code, "errored"),
+            error=f"{code or 'error'}: {error.get('message') or ''}".strip(),
+        )
+    if response is None:
+        return BatchResult(custom_id=custom_id, outcome="errored", error="no response")
+    status = int(response.get("status_code") or 0)
+    body = response.get("body")
+    if 200 <= status < 300 and isinstance(body, dict):
+        return BatchResult(custom_id=custom_id, outcome="succeeded", body=body)
+    message = ""
+    if isinstance(body, dict):
+        message = str((body.get("error") or {}).get("message") or "")
+    return BatchResult(
+        custom_id=custom_id, outcome="errored", error=f"HTTP {status}: {message}"[:300]
+    )
+
+
+@contextmanager
+def _batch_errors(what: str) -> Iterator[None]:
+    """SDK errors of a Batch API call as TransientError (worth retrying) or PermanentError."""
+    try:
+        yield
+    except openai.APIStatusError as exc:
+        status = exc.status_code
+        if status == 404:
+            raise PermanentError(f"could not {what}: not found (404): {_short(exc)}") from None
+        classified = _classify_status(exc)
+        if isinstance(classified, PermanentError) and not classified.fatal:
+            classified = PermanentError(f"could not {what}: {classified}")
+        raise classified from None
+    except openai.APITimeoutError:
+        raise TransientError("timeout", f"could not {what}: the request timed out") from None
+    except openai.APIConnectionError as exc:
+        raise TransientError(
+            "connection", f"could not {what}: connection failed: {exc.__cause__ or exc}"
+        ) from None
+    except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
+        raise TransientError("malformed", f"could not {what}: malformed response: {exc}") from None
+
+
+def _iso(timestamp: int | float | None) -> str:
+    if timestamp is None:
+        return ""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _classify_status(exc: openai.APIStatusError) -> Exception:

@@ -5,13 +5,19 @@ JSON idea when a response_format is asked for, otherwise a varied document of ro
 length. It can inject faults at configurable rates and enforce requests/tokens per minute with
 429s and OpenAI's rate-limit headers. Every request is logged so tests can prove what was paid.
 
+Every request is logged with a hash of its body (`body_hash`) and, when it was answered, a hash
+of the answer's text (`response_hash`, the same `text_hash` of what lands in a client's cache):
+together they let a test prove that no answered request was paid for twice.
+
 Run standalone: python -m tests.support.openai_stub --port 8011 [--latency 0.5] [--fault-rate 0.2]
+  [--fault 429=0.05 ...] [--rpm 600] [--tpm 400000]; GET /_log and /_faults report what happened.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import re
@@ -111,6 +117,19 @@ class LogEntry:
     messages: int
     outcome: str  # "ok" or a fault name
     at: float
+    body_hash: str = ""  # request_hash(body): the same request always has the same hash
+    response_hash: str = ""  # text_hash(content) of the answer sent, "" when none was sent
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    """A stable identity for one chat-completion request body (key order does not matter)."""
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    """Hash of an answer's message content, as the stub sent it and a client stores it."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 ADJECTIVES = [
@@ -224,6 +243,7 @@ class OpenAIStub:
         self.log: list[LogEntry] = []
         self.revised_texts: set[str] = set()
         self.faults: Counter[str] = Counter()
+        self.authorizations: Counter[str] = Counter()  # Authorization headers received
         self._window: deque[tuple[float, int]] = deque()
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -237,6 +257,7 @@ class OpenAIStub:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/_log", self.get_log)
+        app.router.add_get("/_faults", self.get_faults)
         return app
 
     async def models(self, request: web.Request) -> web.Response:
@@ -249,6 +270,10 @@ class OpenAIStub:
 
     async def get_log(self, request: web.Request) -> web.Response:
         return web.json_response([entry.__dict__ for entry in self.log])
+
+    async def get_faults(self, request: web.Request) -> web.Response:
+        ok = sum(1 for entry in self.log if entry.outcome == "ok")
+        return web.json_response({"requests": len(self.log), "ok": ok, "faults": self.faults})
 
     def _pick_fault(self) -> str | None:
         roll = self.rng.random()
@@ -293,11 +318,19 @@ class OpenAIStub:
             body = await request.json()
         except ConnectionResetError:  # the client died mid-request (a test's SIGKILL)
             return web.Response(status=499)
+        self.authorizations[request.headers.get("Authorization", "")] += 1
         seed = int(body.get("seed") or 0)
         structured = "response_format" in body
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in body.get("messages", [])) // 4
-        entry = LogEntry(seed, structured, len(body.get("messages", [])), "ok", time.time())
+        entry = LogEntry(
+            seed,
+            structured,
+            len(body.get("messages", [])),
+            "ok",
+            time.time(),
+            body_hash=request_hash(body),
+        )
         self.log.append(entry)
         if self.config.latency:
             await asyncio.sleep(self.config.latency)
@@ -392,6 +425,7 @@ class OpenAIStub:
             content = content[: len(content) // 3]
             finish = "length"
         completion_tokens = max(len(content) // 4, 1)
+        entry.response_hash = text_hash(content)
         payload = {
             "id": f"chatcmpl-{len(self.log)}",
             "object": "chat.completion",
@@ -450,20 +484,45 @@ class OpenAIStub:
             self._thread.join(10)
 
 
-def main() -> None:
+def _fault_option(value: str) -> tuple[str, float]:
+    name, _, rate = value.partition("=")
+    if name not in FAULTS or not rate:
+        raise argparse.ArgumentTypeError(f"expected KIND=RATE with KIND one of {', '.join(FAULTS)}")
+    return name, float(rate)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument(
         "--fault-rate", type=float, default=0.0, help="Spread evenly over all fault kinds."
     )
+    parser.add_argument(
+        "--fault",
+        type=_fault_option,
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="Rate of one fault kind (repeatable; overrides --fault-rate for that kind).",
+    )
     parser.add_argument("--rpm", type=int, default=None)
     parser.add_argument("--tpm", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout-sleep", type=float, default=5.0)
+    parser.add_argument("--retry-after", type=float, default=0.05)
+    args = parser.parse_args(argv)
     rates = {name: args.fault_rate / len(FAULTS) for name in FAULTS} if args.fault_rate else {}
+    rates.update(dict(args.fault))
     stub = OpenAIStub(
         StubConfig(
-            latency=args.latency, fault_rates=rates, rpm=args.rpm, tpm=args.tpm, timeout_sleep=5.0
+            latency=args.latency,
+            fault_rates=rates,
+            rpm=args.rpm,
+            tpm=args.tpm,
+            seed=args.seed,
+            timeout_sleep=args.timeout_sleep,
+            retry_after=args.retry_after,
         )
     )
     web.run_app(stub.app(), host="127.0.0.1", port=args.port, access_log=None, print=None)

@@ -1,0 +1,511 @@
+"""Provider batch APIs against recorded exchanges in each provider's documented batch format
+(tests/data/cassettes/{openai,anthropic}_batch_*.json), replayed on 127.0.0.1: create, in
+progress, partial failure, expired, cancel, collect (twice), a missing result, splitting by
+request count and by bytes."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from generator import batch
+from generator.backends.base import BackendConfig, create_backend
+from generator.batch import (
+    BatchQueue,
+    Deferred,
+    batch_line_bytes,
+    cancel,
+    collect,
+    status,
+)
+from generator.calls import Budget, CallStats, ModelCaller, ResponseCache
+from generator.errors import ConfigError
+from generator.pricing import load_prices
+from generator.prompts import IDEA_SCHEMA, Message, Request
+from generator.rundir import BATCHES, CACHE, RunDir
+from tests.conftest import REPO, read_jsonl
+from tests.support.cassette_server import FILTERED_HEADERS, CassetteServer
+
+CASSETTES = REPO / "tests" / "data" / "cassettes"
+FAKE_OPENAI_KEY = "sk-proj-FAKEKEYFORBATCHTESTS0123456789abcdefghijkl"
+FAKE_ANTHROPIC_KEY = "sk-ant-api03-FAKEKEYFORBATCHTESTS0123456789abcdefghijkl"
+ANTHROPIC_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+PROVIDER_ORIGINS = ("https://api.anthropic.com", "https://api.openai.com")
+SYSTEM = "You are a skilled writer of ordinary documents in which a careful AI assistant lives."
+
+
+class BatchReplay(CassetteServer):
+    """The cassette server for batch endpoints: requests may be multipart uploads (an OpenAI
+    batch input file), responses may be JSONL ("jsonl": [objects]), and the provider's own
+    absolute URLs in a body (Anthropic's results_url) are pointed back at this server."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        self.auth_seen.append(any(h.lower() in FILTERED_HEADERS for h in request.headers))
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,
+            "headers": {
+                k.lower(): v
+                for k, v in request.headers.items()
+                if k.lower() not in FILTERED_HEADERS
+            },
+            "json": None,
+            "form": {},
+            "upload": None,
+        }
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            message = email.parser.BytesParser(policy=email.policy.default).parsebytes(
+                f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+            )
+            for part in message.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                payload = part.get_payload(decode=True) or b""
+                if part.get_filename():
+                    entry["upload"] = [json.loads(line) for line in payload.splitlines() if line]
+                    entry["upload_bytes"] = len(payload)
+                else:
+                    entry["form"][name] = payload.decode()
+        elif raw:
+            entry["json"] = json.loads(raw)
+        self.received.append(entry)
+        index = len(self.received) - 1
+        if index >= len(self.interactions):
+            return web.json_response({"error": "cassette exhausted"}, status=599)
+        expected = self.interactions[index]["request"]
+        if (request.method, request.path) != (expected["method"], expected["path"]):
+            return web.json_response(
+                {"error": f"unexpected {request.method} {request.path}"}, status=599
+            )
+        response = self.interactions[index]["response"]
+        if "jsonl" in response:
+            text = "".join(json.dumps(line) + "\n" for line in response["jsonl"])
+            kind = "application/octet-stream"
+        else:
+            text, kind = json.dumps(response["body"]), "application/json"
+        for origin in PROVIDER_ORIGINS:
+            text = text.replace(origin, f"http://127.0.0.1:{self.port}")
+        return web.Response(
+            status=response["status"],
+            headers=response.get("headers", {}),
+            text=text,
+            content_type=kind,
+        )
+
+    def exhausted(self) -> bool:
+        return len(self.received) == len(self.interactions)
+
+
+Replay = Callable[[str], tuple[BatchReplay, str]]
+
+
+@pytest.fixture
+def replay(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_ANTHROPIC_KEY)
+    monkeypatch.setattr(batch, "RETRY_BASE_SECONDS", 0.01)
+    servers: list[BatchReplay] = []
+
+    def start(name: str) -> tuple[BatchReplay, str]:
+        server = BatchReplay(CASSETTES / f"{name}.json")
+        url = server.start()
+        servers.append(server)
+        return server, url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def key(i: int) -> str:
+    """Cache keys as ModelCaller makes them: 32 hex digits (the cassettes use these)."""
+    return f"{i:032x}"
+
+
+def make_request(i: int) -> Request:
+    idea = i % 2 == 1
+    return Request(
+        task_id=f"candid-counsel-1-{i:04d}",
+        step="idea" if idea else "write",
+        messages=(
+            Message(role="system", content=SYSTEM),
+            Message(role="user", content=f"Task {i:04d}: write the document about the ledger."),
+        ),
+        max_tokens=400 if idea else 1600,
+        seed=i,
+        json_schema=IDEA_SCHEMA if idea else None,
+        template_version="1",
+    )
+
+
+def openai_backend(url: str) -> Any:
+    return create_backend(BackendConfig("openai", "gpt-4.1-mini", base_url=f"{url}/v1"))
+
+
+def anthropic_backend(url: str) -> Any:
+    return create_backend(BackendConfig("anthropic", "claude-haiku-4-5", base_url=url))
+
+
+async def submit(run: Path, backend: Any, numbers: list[int]) -> list[batch.BatchInfo]:
+    with RunDir(run) as rundir:
+        queue = BatchQueue(rundir, backend)
+        for i in numbers:
+            queue.defer(key(i), make_request(i))
+        assert queue.pending() == len(numbers)
+        infos = await queue.submit()
+        assert queue.pending() == 0
+    await backend.aclose()
+    return infos
+
+
+def cache_lines(run: Path) -> list[dict[str, Any]]:
+    return read_jsonl(run / CACHE)
+
+
+def assert_no_secrets(run: Path, server: BatchReplay) -> None:
+    assert all(server.auth_seen), "every request carried the key"
+    for path in run.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert FAKE_OPENAI_KEY not in text and FAKE_ANTHROPIC_KEY not in text, path
+    assert not any(
+        FAKE_OPENAI_KEY in json.dumps(r) or FAKE_ANTHROPIC_KEY in json.dumps(r)
+        for r in server.received
+    )
+
+
+# -- OpenAI --------------------------------------------------------------------------------------
+
+
+async def test_openai_create_progress_partial_failure_collect_twice(
+    replay: Replay, tmp_path: Path
+) -> None:
+    server, url = replay("openai_batch_partial")
+    run = tmp_path / "run"
+    backend = openai_backend(url)
+    infos = await submit(run, backend, [1, 2, 3, 4])
+
+    # create: one JSONL file (purpose=batch) of documented request lines, then the batch.
+    upload, create = server.received[0], server.received[1]
+    assert (upload["method"], upload["path"], upload["form"]) == (
+        "POST",
+        "/v1/files",
+        {"purpose": "batch"},
+    )
+    assert [line["custom_id"] for line in upload["upload"]] == [key(i) for i in (1, 2, 3, 4)]
+    body_backend = openai_backend(url)
+    for i, line in zip((1, 2, 3, 4), upload["upload"], strict=True):
+        assert set(line) == {"custom_id", "method", "url", "body"}
+        assert (line["method"], line["url"]) == ("POST", "/v1/chat/completions")
+        assert line["body"] == body_backend._body(make_request(i)), "same body as a sync call"
+    await body_backend.aclose()
+    assert upload["upload"][0]["body"]["response_format"]["type"] == "json_schema"
+    assert create["json"] == {
+        "input_file_id": "file-8kWkPZ3yJm2GQ1xvTEvFNb",
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+        "metadata": {"tool": "archetype-corpus"},
+    }
+    assert [(i.id, i.status, i.ended, i.requests) for i in infos] == [
+        ("batch_6921a0c4e2f88190a4b7d7c4c5b2e0f1", "validating", False, 4)
+    ]
+    record = read_jsonl(run / BATCHES)[0]
+    assert record["requests"][key(1)] == {"task_id": "candid-counsel-1-0001", "step": "idea"}
+    assert record["provider"] == "openai" and record["model"] == "gpt-4.1-mini"
+
+    # in progress: nothing to collect yet, and the same requests are not submitted again.
+    (info,) = await status(run)
+    assert (info.status, info.ended, info.request_counts["completed"]) == ("in_progress", False, 1)
+    with RunDir(run) as rundir:
+        queue = BatchQueue(rundir, openai_backend(url))
+        queue.defer(key(1), make_request(1))
+        assert (queue.pending(), queue.waiting()) == (0, 1)
+        await queue.backend.aclose()
+
+    # completed with a partial failure: two answers, one 400, one result missing.
+    summary = await collect(run)
+    assert server.exhausted()
+    assert (summary.batches_collected, summary.succeeded, summary.errored, summary.missing) == (
+        1,
+        2,
+        1,
+        1,
+    )
+    assert summary.retry == 2
+    assert "max_completion_tokens is too large" in summary.error_samples[0]
+    lines = cache_lines(run)
+    assert [(c["key"], c["task_id"], c["step"]) for c in lines] == [
+        (key(1), "candid-counsel-1-0001", "idea"),
+        (key(2), "candid-counsel-1-0002", "write"),
+    ]
+    price = load_prices().lookup("gpt-4.1-mini", "openai")
+    assert price is not None
+    full = price.cost(1234, 210, 1024)
+    assert lines[0]["cost_usd"] == pytest.approx(full / 2), "batch answers cost half"
+    assert summary.cost_usd == pytest.approx(sum(c["cost_usd"] for c in lines))
+
+    # The cache replays them as a synchronous run would see them.
+    with RunDir(run) as rundir:
+        cache = ResponseCache(rundir)
+        idea = cache.get(key(1))
+        assert idea is not None and json.loads(idea.text)["title"].startswith("The ledger")
+        assert (idea.input_tokens, idea.cached_input_tokens, idea.output_tokens) == (
+            1234,
+            1024,
+            210,
+        )
+        assert idea.model == "gpt-4.1-mini-2025-04-14" and idea.finish_reason == "stop"
+        assert cache.get(key(3)) is None and cache.get(key(4)) is None
+        # The errored and the missing request are free to be deferred again.
+        queue = BatchQueue(rundir, openai_backend(url))
+        for i in (3, 4):
+            queue.defer(key(i), make_request(i))
+        assert (queue.pending(), queue.waiting()) == (2, 0)
+        await queue.backend.aclose()
+
+    # collect twice: no provider call, nothing added.
+    calls = len(server.received)
+    again = await collect(run)
+    assert len(server.received) == calls
+    assert (again.batches_collected, again.succeeded) == (0, 0)
+    assert cache_lines(run) == lines
+    (final,) = await status(run)
+    assert final.collected and final.summary is not None and final.summary["missing"] == 1
+    assert_no_secrets(run, server)
+
+
+async def test_openai_expired_batch_keeps_what_finished_and_never_double_counts(
+    replay: Replay, tmp_path: Path
+) -> None:
+    server, url = replay("openai_batch_expired")
+    run = tmp_path / "run"
+    await submit(run, openai_backend(url), [21, 22, 23])
+    # A collect cut short after caching key 21 (the batch not yet marked collected).
+    with RunDir(run) as rundir:
+        rundir.append(
+            CACHE,
+            {
+                "key": key(21),
+                "task_id": "candid-counsel-1-0021",
+                "step": "idea",
+                "cost_usd": 0.0001,
+                "completion": {"text": "x", "finish_reason": "stop", "model": "m"},
+            },
+        )
+    summary = await collect(run)
+    assert server.exhausted()
+    assert (summary.succeeded, summary.already_cached, summary.expired) == (0, 1, 2)
+    assert [c["key"] for c in cache_lines(run)] == [key(21)], "counted once"
+    (info,) = await status(run)
+    assert (info.status, info.ended, info.collected) == ("expired", True, True)
+    assert_no_secrets(run, server)
+
+
+async def test_openai_cancel(replay: Replay, tmp_path: Path) -> None:
+    server, url = replay("openai_batch_cancel")
+    run = tmp_path / "run"
+    await submit(run, openai_backend(url), [31, 32, 33])
+    (info,) = await cancel(run)
+    assert (info.status, info.ended) == ("cancelling", False)
+    assert server.received[-1]["path"].endswith("/cancel")
+    summary = await collect(run)
+    assert server.exhausted()
+    # What finished before the cancel is kept; the rest is absent and will be resubmitted.
+    assert (summary.succeeded, summary.missing) == (1, 2)
+    assert [c["key"] for c in cache_lines(run)] == [key(31)]
+    assert_no_secrets(run, server)
+
+
+async def test_openai_splits_by_request_count(replay: Replay, tmp_path: Path) -> None:
+    server, url = replay("openai_batch_split")
+    run = tmp_path / "run"
+    backend = openai_backend(url)
+    backend.batch_max_requests = 5
+    infos = await submit(run, backend, list(range(1, 13)))
+    assert server.exhausted()
+    assert [i.requests for i in infos] == [5, 5, 2]
+    uploads = [r["upload"] for r in server.received if r["path"] == "/v1/files"]
+    assert [len(u) for u in uploads] == [5, 5, 2]
+    assert [line["custom_id"] for u in uploads for line in u] == [key(i) for i in range(1, 13)]
+    assert len({i.id for i in infos}) == 3
+    records = read_jsonl(run / BATCHES)
+    assert sorted(k for r in records for k in r["requests"]) == sorted(key(i) for i in range(1, 13))
+    assert_no_secrets(run, server)
+
+
+# -- Anthropic -----------------------------------------------------------------------------------
+
+
+async def test_anthropic_create_progress_partial_failure_collect_twice(
+    replay: Replay, tmp_path: Path
+) -> None:
+    server, url = replay("anthropic_batch_partial")
+    run = tmp_path / "run"
+    backend = anthropic_backend(url)
+    (created,) = await submit(run, backend, [41, 42, 43, 44])
+    assert (created.id, created.status, created.ended) == (
+        "msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d",
+        "in_progress",
+        False,
+    )
+    body = server.received[0]["json"]
+    assert list(body) == ["requests"]
+    params_backend = anthropic_backend(url)
+    for i, entry in zip((41, 42, 43, 44), body["requests"], strict=True):
+        assert set(entry) == {"custom_id", "params"}
+        assert ANTHROPIC_CUSTOM_ID.match(entry["custom_id"])
+        assert entry["custom_id"] == key(i)
+        assert entry["params"] == params_backend._body(make_request(i)), "same as a sync call"
+    await params_backend.aclose()
+    assert body["requests"][0]["params"]["tool_choice"] == {"type": "tool", "name": "submit"}
+    assert body["requests"][0]["params"]["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert server.received[0]["headers"]["anthropic-version"]
+
+    # in progress (after a 529 overload, retried)
+    (info,) = await status(run)
+    assert (info.status, info.ended, info.request_counts["processing"]) == ("in_progress", False, 4)
+
+    summary = await collect(run)
+    assert server.exhausted()
+    assert (summary.succeeded, summary.errored, summary.expired, summary.missing) == (2, 1, 1, 0)
+    assert "invalid_request_error" in summary.error_samples[0]
+    lines = cache_lines(run)
+    assert [(c["key"], c["step"]) for c in lines] == [(key(41), "idea"), (key(42), "write")]
+    idea = lines[0]["completion"]
+    assert json.loads(idea["text"])["title"] == "The ledger that did not balance", "tool call"
+    assert (idea["input_tokens"], idea["cached_input_tokens"]) == (112 + 2310, 0)
+    doc = lines[1]["completion"]
+    assert doc["text"].startswith("Marguerite kept the bakery's accounts")
+    assert (doc["input_tokens"], doc["cached_input_tokens"], doc["output_tokens"]) == (
+        140 + 2310,
+        2310,
+        88,
+    )
+    assert doc["model"] == "claude-haiku-4-5-20251001" and doc["finish_reason"] == "stop"
+    price = load_prices().lookup("claude-haiku-4-5", "anthropic")
+    assert price is not None
+    assert lines[1]["cost_usd"] == pytest.approx(price.cost(2450, 88, 2310) / 2)
+
+    calls = len(server.received)
+    again = await collect(run)
+    assert len(server.received) == calls and again.succeeded == 0
+    assert cache_lines(run) == lines
+    assert_no_secrets(run, server)
+
+
+async def test_anthropic_cancel(replay: Replay, tmp_path: Path) -> None:
+    server, url = replay("anthropic_batch_cancel")
+    run = tmp_path / "run"
+    await submit(run, anthropic_backend(url), [51, 52, 53])
+    (info,) = await cancel(run)
+    assert (info.status, info.ended) == ("canceling", False)
+    summary = await collect(run)
+    assert server.exhausted()
+    assert (summary.succeeded, summary.canceled) == (1, 2)
+    assert [c["key"] for c in cache_lines(run)] == [key(51)]
+    (final,) = await status(run)
+    assert (final.status, final.ended, final.collected) == ("ended", True, True)
+    assert final.request_counts["canceled"] == 2
+    assert_no_secrets(run, server)
+
+
+async def test_anthropic_splits_by_bytes(replay: Replay, tmp_path: Path) -> None:
+    server, url = replay("anthropic_batch_split")
+    run = tmp_path / "run"
+    backend = anthropic_backend(url)
+    numbers = [61, 63, 65, 67, 69, 71]  # all idea requests: lines of equal size
+    sizes = {len(batch_line_bytes(backend.batch_request(make_request(i), key(i)))) for i in numbers}
+    assert len(sizes) == 1
+    limit = int(sizes.pop() * 2.5)
+    backend.batch_max_bytes = limit
+    infos = await submit(run, backend, numbers)
+    assert server.exhausted()
+    bodies = [r["json"]["requests"] for r in server.received]
+    assert [len(b) for b in bodies] == [2, 2, 2] and len(infos) == 3
+    for requests in bodies:
+        assert sum(len(batch_line_bytes(entry)) for entry in requests) <= limit
+    assert_no_secrets(run, server)
+
+
+async def test_anthropic_custom_ids_are_valid() -> None:
+    request = make_request(1)
+    # The keys ModelCaller makes fit Anthropic's documented custom_id format.
+    caller = ModelCaller(
+        SimpleNamespace(provider="anthropic", model="claude-haiku-4-5"),  # type: ignore[arg-type]
+        cache=None,  # type: ignore[arg-type]
+        price=None,
+        budget=Budget(cap=None),
+        stats=CallStats(),
+    )
+    assert ANTHROPIC_CUSTOM_ID.match(caller.key(request))
+
+
+async def test_invalid_custom_id_is_refused(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_ANTHROPIC_KEY)
+    backend = anthropic_backend("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="custom_id"):
+        backend.batch_request(make_request(1), "has space")
+    with pytest.raises(ValueError, match="custom_id"):
+        backend.batch_request(make_request(1), "x" * 65)
+    with RunDir(tmp_path / "run") as rundir:
+        queue = BatchQueue(rundir, backend)
+        with pytest.raises(ValueError, match="custom_id"):
+            queue.defer("a/b", make_request(1))
+    await backend.aclose()
+
+
+# -- no provider ---------------------------------------------------------------------------------
+
+
+def test_batch_needs_a_batch_provider(tmp_path: Path) -> None:
+    with RunDir(tmp_path / "run") as rundir, pytest.raises(ConfigError, match="--batch needs"):
+        BatchQueue(rundir, SimpleNamespace(provider="local", model="smollm2"))  # type: ignore[arg-type]
+
+
+async def test_commands_on_a_missing_run_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such run directory"):
+        await collect(tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
+
+
+async def test_a_run_without_batches(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    assert await status(tmp_path / "run") == []
+    summary = await collect(tmp_path / "run")
+    assert summary.batches_collected == 0 and summary.line().startswith("0 batch(es)")
+
+
+def test_deferred_is_a_signal() -> None:
+    assert issubclass(Deferred, Exception)
+
+
+def test_batch_price_is_half_and_stacks_with_the_cache_rate() -> None:
+    table = load_prices()
+    for model, provider in (("gpt-4.1-mini", "openai"), ("claude-haiku-4-5", "anthropic")):
+        price = table.lookup(model, provider)
+        assert price is not None
+        assert price.cost(1000, 500, 800, batch=True) == pytest.approx(
+            price.cost(1000, 500, 800) / 2
+        )
+    free = table.lookup("anything", "local")
+    assert free is not None and free.cost(10, 10, batch=True) == 0
+
+
+def test_cassettes_hold_no_credentials() -> None:
+    for path in CASSETTES.glob("*_batch_*.json"):
+        text = path.read_text().lower()
+        for header in FILTERED_HEADERS:
+            assert f'"{header}"' not in text, path
+        assert "sk-" not in text, path
