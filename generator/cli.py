@@ -200,6 +200,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     help="YAML price table overriding the shipped one.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON lines.")
+@click.option("--batch", "use_batch", is_flag=True, help="Estimate at the provider's batch price.")
 def plan_command(
     paths: tuple[Path, ...],
     count: int | None,
@@ -208,6 +209,7 @@ def plan_command(
     model: str | None,
     prices: Path | None,
     as_json: bool,
+    use_batch: bool,
 ) -> None:
     """Expand archetypes into N deterministic tasks; print coverage and a cost estimate."""
     archetypes = spec.load_specs(_spec_paths(paths))
@@ -219,7 +221,9 @@ def plan_command(
         return
     _print_coverage(tasks)
     model_name = model or estimate.default_model(provider)
-    est = estimate.estimate(tasks, {a.id: a for a in archetypes}, model_name, provider, prices)
+    est = estimate.estimate(
+        tasks, {a.id: a for a in archetypes}, model_name, provider, prices, batch=use_batch
+    )
     click.echo(est.describe())
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from generator.plan import Task
 from generator.pricing import Price, load_prices
-from generator.prompts import IDEA_MAX_TOKENS, character_brief, idea_request
+from generator.prompts import character_brief, idea_request, judge_rubric
 from generator.spec import Archetype
 from generator.tokens import count_tokens
 
@@ -18,6 +18,8 @@ OUTPUT_TOKENS_PER_WORD = 1.35
 # What the idea step's JSON answer typically costs, and what the write prompt adds to the brief.
 IDEA_OUTPUT_TOKENS = 180
 WRITE_PROMPT_EXTRA_TOKENS = 420
+JUDGE_PROMPT_EXTRA_TOKENS = 200
+JUDGE_OUTPUT_TOKENS = 350
 
 DEFAULT_MODELS = {"local": "SmolLM2-135M-Instruct", "openai": None, "anthropic": None}
 
@@ -30,15 +32,19 @@ def default_model(provider: str) -> str:
 class Estimate:
     requests: int
     input_tokens: int
+    cached_input_tokens: int
     output_tokens: int
     model: str
     price: Price | None
+    batch: bool = False
 
     @property
     def cost(self) -> float | None:
         if self.price is None:
             return None
-        return self.price.cost(self.input_tokens, self.output_tokens)
+        return self.price.cost(
+            self.input_tokens, self.output_tokens, self.cached_input_tokens, batch=self.batch
+        )
 
     def describe(self) -> str:
         cost = (
@@ -46,10 +52,11 @@ class Estimate:
             if self.cost is None
             else f"${self.cost:,.2f}"
         )
+        discounts = " with batch pricing" if self.batch else ""
         return (
-            f"estimate for {self.model}: {self.requests:,} requests, "
-            f"~{self.input_tokens:,} input tokens, ~{self.output_tokens:,} output tokens, cost {cost}"
-            " (before retries and rejected documents)"
+            f"estimate for {self.model}: {self.requests:,} requests, ~{self.input_tokens:,} input tokens "
+            f"(~{self.cached_input_tokens:,} from the prompt cache), ~{self.output_tokens:,} output tokens, "
+            f"cost {cost}{discounts} (before retries, rewrites and rejected documents)"
         )
 
 
@@ -60,16 +67,29 @@ def estimate(
     provider: str,
     prices_file: Path | None = None,
     self_hosted: bool = False,
+    batch: bool = False,
 ) -> Estimate:
-    """Two requests per task (idea, write). Input tokens are counted on the rendered prompts."""
+    """Three requests per task (idea, document, judgement). Input tokens are counted on the
+    rendered prompts; the brief and the rubric are shared prefixes, so every request after the
+    first of an archetype reads them from the provider's prompt cache."""
     brief_tokens = functools.cache(lambda a_id: count_tokens(character_brief(archetypes[a_id])))
-    input_tokens = output_tokens = 0
+    rubric_tokens = functools.cache(lambda a_id: count_tokens(judge_rubric(archetypes[a_id])))
+    input_tokens = cached = output_tokens = 0
+    seen: set[str] = set()
     for task in tasks:
-        archetype = archetypes[task.archetype_id]
+        a_id = task.archetype_id
+        archetype = archetypes[a_id]
         idea_prompt = idea_request(task, archetype).messages[-1].content
-        input_tokens += brief_tokens(task.archetype_id) + count_tokens(idea_prompt)
-        input_tokens += brief_tokens(task.archetype_id) + WRITE_PROMPT_EXTRA_TOKENS
-        output_tokens += min(IDEA_OUTPUT_TOKENS, IDEA_MAX_TOKENS)
-        output_tokens += int(task.target_words * OUTPUT_TOKENS_PER_WORD)
+        document_tokens = int(task.target_words * OUTPUT_TOKENS_PER_WORD)
+        input_tokens += brief_tokens(a_id) + count_tokens(idea_prompt)
+        input_tokens += brief_tokens(a_id) + WRITE_PROMPT_EXTRA_TOKENS
+        input_tokens += rubric_tokens(a_id) + document_tokens + JUDGE_PROMPT_EXTRA_TOKENS
+        cached += (
+            2 * brief_tokens(a_id)
+            + rubric_tokens(a_id)
+            - (brief_tokens(a_id) + rubric_tokens(a_id) if a_id not in seen else 0)
+        )
+        seen.add(a_id)
+        output_tokens += IDEA_OUTPUT_TOKENS + document_tokens + JUDGE_OUTPUT_TOKENS
     price = load_prices(prices_file).lookup(model, provider, self_hosted)
-    return Estimate(2 * len(tasks), input_tokens, output_tokens, model, price)
+    return Estimate(3 * len(tasks), input_tokens, cached, output_tokens, model, price, batch)

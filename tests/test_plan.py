@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from generator import spec
 from generator.plan import plan
 from tests.conftest import LIBRARY, run_cli
@@ -83,8 +85,22 @@ def test_plan_cli_prints_coverage_and_estimate() -> None:
     assert result.returncode == 0, result.stderr
     assert "patient-tutor: 2 documents" in result.stdout
     assert "trait_focus" in result.stdout
-    assert "estimate for gpt-4.1-mini: 24 requests" in result.stdout
-    assert "$" in result.stdout.splitlines()[-1]
+    assert "estimate for gpt-4.1-mini: 36 requests" in result.stdout  # idea, document, judgement
+    assert "from the prompt cache" in result.stdout
+    full = float(result.stdout.split("cost $")[1].split()[0])
+    batch = run_cli(
+        "plan",
+        str(LIBRARY),
+        "-n",
+        "12",
+        "--provider",
+        "openai",
+        "--model",
+        "gpt-4.1-mini",
+        "--batch",
+    )
+    assert "with batch pricing" in batch.stdout
+    assert float(batch.stdout.split("cost $")[1].split()[0]) == pytest.approx(full / 2, abs=0.01)
 
 
 def test_plan_cli_json_is_deterministic() -> None:
