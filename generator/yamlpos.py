@@ -108,6 +108,10 @@ def parse_located(raw: bytes, path: Path) -> LocatedYaml:
         raise YamlLoadError(
             [Problem(path, line, col, f"character {exc.character!r} is not allowed in YAML")]
         ) from None
+    except RecursionError:
+        raise YamlLoadError(
+            [Problem(path, 1, 1, "nested too deeply, or an alias refers to itself: not a spec")]
+        ) from None
     except yaml.YAMLError as exc:
         raise YamlLoadError([Problem(path, 1, 1, f"invalid YAML: {exc}")]) from None
     finally:
@@ -160,6 +164,10 @@ class _Walker:
         except yaml.constructor.ConstructorError as exc:
             line, col = self._pos(node)
             self.problems.append(Problem(self.path, line, col, f"{exc.problem or exc}"))
+            return None
+        except ValueError as exc:  # e.g. an integer longer than Python's 4,300-digit limit
+            line, col = self._pos(node)
+            self.problems.append(Problem(self.path, line, col, f"value cannot be read: {exc}"))
             return None
 
     def _mapping(self, node: yaml.MappingNode, at: JsonPath) -> dict[str, Any]:

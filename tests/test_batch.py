@@ -509,3 +509,22 @@ def test_cassettes_hold_no_credentials() -> None:
         for header in FILTERED_HEADERS:
             assert f'"{header}"' not in text, path
         assert "sk-" not in text, path
+
+
+async def test_openai_batch_that_failed_validation(replay: Replay, tmp_path: Path) -> None:
+    server, url = replay("openai_batch_failed")
+    run = tmp_path / "run"
+    await submit(run, openai_backend(url), [81, 82])
+    summary = await collect(run)
+    assert server.exhausted()
+    # No results at all: both requests are missing, so the next run submits them again.
+    assert (summary.batches_collected, summary.succeeded, summary.missing) == (1, 0, 2)
+    assert "model_not_found" in summary.error_samples[0] and "(line 1)" in summary.error_samples[0]
+    (info,) = await status(run)
+    assert (info.status, info.ended, info.collected) == ("failed", True, True)
+    with RunDir(run) as rundir:
+        queue = BatchQueue(rundir, openai_backend(url))
+        queue.defer(key(81), make_request(81))
+        assert queue.pending() == 1
+        await queue.backend.aclose()
+    assert_no_secrets(run, server)

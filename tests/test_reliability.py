@@ -15,6 +15,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import signal
 import stat
 import subprocess
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import ARCHETYPES_BIN, LIBRARY, REPO, read_jsonl
-from tests.support.openai_stub import OpenAIStub, text_hash
+from tests.support.openai_stub import OpenAIStub, StubConfig, text_hash
 
 SPECS = [str(LIBRARY / "patient-tutor.yaml"), str(LIBRARY / "lab-partner.yaml")]
 DATA_FILES = ("records.jsonl", "rejects.jsonl", "cache.jsonl", "manifest.json")
@@ -131,10 +132,28 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
 
 
-def finished_run(out: Path, stub: OpenAIStub, n: int) -> None:
-    result = run(generate_args(out, stub.base_url, n, "--concurrency", "4"))
+@pytest.fixture(scope="module")
+def module_stub() -> Iterator[OpenAIStub]:
+    server = OpenAIStub(StubConfig())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def finished(module_stub: OpenAIStub, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run of 3 documents, made once; tests work on copies of it."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    result = run(generate_args(out, module_stub.base_url, 3, "--concurrency", "4"))
     assert result.returncode == 0, result.stderr
-    assert len(read_jsonl(out / "records.jsonl")) == n
+    assert len(read_jsonl(out / "records.jsonl")) == 3
+    return out
+
+
+def copy_of(finished: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,10 +374,15 @@ def _make_read_only(out: Path, whole_tree: bool) -> None:
 
 @pytest.mark.parametrize("whole_tree", [False, True], ids=["folder-0555", "every-file-too"])
 def test_read_only_run_directory_is_one_clear_line_and_changes_nothing(
-    stub, tmp_path: Path, whole_tree: bool, permissions_bite, restore_permissions
+    module_stub: OpenAIStub,
+    finished: Path,
+    tmp_path: Path,
+    whole_tree: bool,
+    permissions_bite: None,
+    restore_permissions: None,
 ) -> None:
-    out = tmp_path / "run"
-    finished_run(out, stub, 3)
+    stub = module_stub
+    out = copy_of(finished, tmp_path)
     before = digests(out)
     calls = len(stub.log)
     _make_read_only(out, whole_tree)
@@ -379,18 +403,15 @@ def test_read_only_run_directory_is_one_clear_line_and_changes_nothing(
     assert digests(out) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: generator/rundir.py RunDir.open() calls _repair() (line ~81) outside its "
-    "try/except OSError, and _repair opens each JSONL file with open('rb+') even when there "
-    "is nothing to trim, so a read-only records.jsonl in a writable folder escapes as "
-    "PermissionError -> 'internal error', exit 1",
-)
 def test_read_only_records_file_is_a_clear_error(
-    stub, tmp_path: Path, permissions_bite, restore_permissions
+    module_stub: OpenAIStub,
+    finished: Path,
+    tmp_path: Path,
+    permissions_bite: None,
+    restore_permissions: None,
 ) -> None:
-    out = tmp_path / "run"
-    finished_run(out, stub, 2)
+    stub = module_stub
+    out = copy_of(finished, tmp_path)
     before = digests(out)
     (out / "records.jsonl").chmod(0o444)
     result = run(unprivileged(generate_args(out, stub.base_url, 4, "--model", "stub-model")))
@@ -407,9 +428,11 @@ def _run_with_file_size_limit(
     return run([sys.executable, "-c", _LIMIT_FILE_SIZE, str(limit), *args])
 
 
-def test_full_disk_is_one_clear_line_and_keeps_every_finished_line(stub, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    finished_run(out, stub, 3)
+def test_full_disk_is_one_clear_line_and_keeps_every_finished_line(
+    module_stub: OpenAIStub, finished: Path, tmp_path: Path
+) -> None:
+    stub = module_stub
+    out = copy_of(finished, tmp_path)
     before = {name: (out / name).read_bytes() for name in DATA_FILES if (out / name).exists()}
     # Room for about one more answer in the largest file, then EFBIG, mid-line.
     limit = max(len(data) for data in before.values()) + 3000
@@ -434,16 +457,11 @@ def test_full_disk_is_one_clear_line_and_keeps_every_finished_line(stub, tmp_pat
     assert len(records) == 8 and len({r["id"] for r in records}) == 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: generator/rundir.py _disk_error() maps ENOSPC, EACCES, EPERM and EROFS to a "
-    "message that says what to do, but EFBIG (a file-size limit: `ulimit -f`, or a FAT32/exFAT "
-    "volume's 4 GiB cap, which a large cache.jsonl reaches) falls through to the bare strerror "
-    "'File too large', with no hint to rerun or choose another --out",
-)
-def test_file_size_limit_message_says_what_to_do(stub, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    finished_run(out, stub, 2)
+def test_file_size_limit_message_says_what_to_do(
+    module_stub: OpenAIStub, finished: Path, tmp_path: Path
+) -> None:
+    stub = module_stub
+    out = copy_of(finished, tmp_path)
     limit = (out / "cache.jsonl").stat().st_size + 2000
     result = _run_with_file_size_limit(out, stub, 6, limit)
     assert result.returncode == 2

@@ -25,6 +25,7 @@ import threading
 import time
 import zlib
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +94,18 @@ PEOPLE = [
     "Hamish",
 ]
 
+SYLLABLES = ["ka", "lo", "mi", "ren", "sa", "to", "vi", "an", "bel", "cor", "da", "el", "fi"]
+SYLLABLES += ["gor", "ha", "is", "jun", "ke", "li", "mo", "na", "or", "pe", "ra", "si", "tu", "va"]
+
+
+def name_pool(size: int = 700, seed: int = 0) -> list[str]:
+    """Made-up given names ("Kalo", "Renmi", ...), as many as a large corpus needs so that no
+    name recurs in more than a few percent of documents (the dedup gate caps over-used names)."""
+    names = sorted({(a + b).capitalize() for a in SYLLABLES for b in SYLLABLES if a != b})
+    random.Random(seed).shuffle(names)
+    return names[:size]
+
+
 FAULTS = ("429", "500", "503", "reset", "timeout", "malformed", "truncated", "empty")
 
 
@@ -108,6 +121,8 @@ class StubConfig:
     model: str = "stub-model"
     words_factor: float = 0.8  # document words as a fraction of max_tokens / 1.6
     judge_fails_unrevised: bool = False  # the judge asks for one rewrite of every document
+    many_names: bool = False  # people drawn from name_pool() instead of ten fixed names
+    keep_bodies: bool = False  # keep every request body (GET /_bodies), e.g. to replay them
 
 
 @dataclass
@@ -119,6 +134,7 @@ class LogEntry:
     at: float
     body_hash: str = ""  # request_hash(body): the same request always has the same hash
     response_hash: str = ""  # text_hash(content) of the answer sent, "" when none was sent
+    charged_tokens: int = 0  # what the request counted against --tpm (0 when refused)
 
 
 def request_hash(body: dict[str, Any]) -> str:
@@ -189,11 +205,11 @@ STRUCTURES = (
 )
 
 
-def document_text(rng: random.Random, words: int) -> str:
+def document_text(rng: random.Random, words: int, people: Sequence[str] = PEOPLE) -> str:
     """Varied prose-like text built slot by slot, so no phrase recurs the way a degenerate loop
     would: the repetition, dedup and caps gates pass it, as they would real prose."""
     pick = {
-        "P": PEOPLE,
+        "P": people,
         "V": VERBS,
         "D": DETERMINERS,
         "A": ADJECTIVES,
@@ -242,6 +258,8 @@ class OpenAIStub:
         self.rng = random.Random(self.config.seed)
         self.log: list[LogEntry] = []
         self.revised_texts: set[str] = set()
+        self.bodies: list[dict[str, Any]] = []
+        self._names = name_pool(seed=self.config.seed) if self.config.many_names else PEOPLE
         self.faults: Counter[str] = Counter()
         self.authorizations: Counter[str] = Counter()  # Authorization headers received
         self._window: deque[tuple[float, int]] = deque()
@@ -258,6 +276,7 @@ class OpenAIStub:
         app.router.add_get("/v1/models", self.models)
         app.router.add_get("/_log", self.get_log)
         app.router.add_get("/_faults", self.get_faults)
+        app.router.add_get("/_bodies", self.get_bodies)
         return app
 
     async def models(self, request: web.Request) -> web.Response:
@@ -270,6 +289,9 @@ class OpenAIStub:
 
     async def get_log(self, request: web.Request) -> web.Response:
         return web.json_response([entry.__dict__ for entry in self.log])
+
+    async def get_bodies(self, request: web.Request) -> web.Response:
+        return web.json_response(self.bodies)
 
     async def get_faults(self, request: web.Request) -> web.Response:
         ok = sum(1 for entry in self.log if entry.outcome == "ok")
@@ -319,6 +341,8 @@ class OpenAIStub:
         except ConnectionResetError:  # the client died mid-request (a test's SIGKILL)
             return web.Response(status=499)
         self.authorizations[request.headers.get("Authorization", "")] += 1
+        if self.config.keep_bodies:
+            self.bodies.append(body)
         seed = int(body.get("seed") or 0)
         structured = "response_format" in body
         max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
@@ -335,7 +359,9 @@ class OpenAIStub:
         if self.config.latency:
             await asyncio.sleep(self.config.latency)
 
-        rate_headers, over = self._rate_headers(time.monotonic(), prompt_tokens + max_tokens // 2)
+        charge = prompt_tokens + max_tokens // 2
+        rate_headers, over = self._rate_headers(time.monotonic(), charge)
+        entry.charged_tokens = 0 if over else charge
         if over:
             entry.outcome = "429-limit"
             self.faults["429-limit"] += 1
@@ -417,7 +443,8 @@ class OpenAIStub:
                 }
             )
         else:
-            content = document_text(rng, int(max_tokens / 1.6 * self.config.words_factor))
+            people = rng.sample(self._names, 4) if self.config.many_names else PEOPLE
+            content = document_text(rng, int(max_tokens / 1.6 * self.config.words_factor), people)
         if not structured and "An editor read it" in prompt:
             self.revised_texts.add(content.strip())
         finish = "stop"
@@ -511,6 +538,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout-sleep", type=float, default=5.0)
     parser.add_argument("--retry-after", type=float, default=0.05)
+    parser.add_argument(
+        "--many-names", action="store_true", help="Vary people's names (large corpora)."
+    )
+    parser.add_argument("--keep-bodies", action="store_true", help="Keep bodies for GET /_bodies.")
     args = parser.parse_args(argv)
     rates = {name: args.fault_rate / len(FAULTS) for name in FAULTS} if args.fault_rate else {}
     rates.update(dict(args.fault))
@@ -523,6 +554,8 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             timeout_sleep=args.timeout_sleep,
             retry_after=args.retry_after,
+            many_names=args.many_names,
+            keep_bodies=args.keep_bodies,
         )
     )
     web.run_app(stub.app(), host="127.0.0.1", port=args.port, access_log=None, print=None)

@@ -1,0 +1,237 @@
+"""Benchmark 3: `archetypes generate` on a local llama.cpp server serving SmolLM2.
+
+llama-cpp-python's server (`python -m llama_cpp.server`) is started with the embedded model
+(generator.backends.local.default_model_path()). It has no parallel-slots option (no
+--parallel / n_parallel; requests are served one at a time under a lock), so its capacity is one
+request's worth of decoding at a time. A small recording proxy sits between the tool and the
+server and notes every request body, its usage and its timing; the same bodies are then replayed
+straight at the server by a bare aiohttp loop. Both are reported as tokens per second (prompt +
+completion, and completion alone) from the server's own usage counts.
+
+    python -m bench.local_engine [--documents 2] [--seconds 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench._common import ARCHETYPES, PYTHON, REPO, free_port, save, tool_env, wait_for
+
+
+class Recorder:
+    """A reverse proxy on 127.0.0.1 that records each chat completion it forwards."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream.rstrip("/")
+        self.calls: list[dict[str, Any]] = []
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._ready = threading.Event()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application(client_max_size=64 * 2**20)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self) -> str:
+        self._thread.start()
+        self._ready.wait(10)
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def forward(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        started = time.time()
+        timeout = aiohttp.ClientTimeout(total=1800)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(
+                request.method,
+                self.upstream + request.path_qs,
+                data=body,
+                headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
+            ) as response,
+        ):
+            payload = await response.read()
+            status = response.status
+        if request.path.endswith("/chat/completions"):
+            usage = {}
+            with contextlib.suppress(ValueError):
+                usage = json.loads(payload).get("usage") or {}
+            self.calls.append(
+                {
+                    "body": json.loads(body),
+                    "status": status,
+                    "start": started,
+                    "end": time.time(),
+                    "prompt_tokens": usage.get("prompt_tokens", 0),
+                    "completion_tokens": usage.get("completion_tokens", 0),
+                }
+            )
+        return web.Response(body=payload, status=status, content_type="application/json")
+
+
+def rates(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [c for c in calls if c["status"] == 200]
+    span = max(c["end"] for c in ok) - min(c["start"] for c in ok)
+    prompt = sum(c["prompt_tokens"] for c in ok)
+    completion = sum(c["completion_tokens"] for c in ok)
+    return {
+        "requests": len(ok),
+        "seconds": round(span, 1),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens_per_s": round((prompt + completion) / span, 1),
+        "completion_tokens_per_s": round(completion / span, 1),
+    }
+
+
+async def replay(url: str, bodies: list[dict[str, Any]], concurrency: int) -> list[dict]:
+    calls: list[dict[str, Any]] = []
+    queue = list(bodies)
+    timeout = aiohttp.ClientTimeout(total=1800)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+
+        async def worker() -> None:
+            while queue:
+                body = queue.pop(0)
+                started = time.time()
+                async with session.post(url + "/chat/completions", json=body) as response:
+                    data = await response.json(content_type=None)
+                    usage = data.get("usage") or {}
+                    calls.append(
+                        {
+                            "status": response.status,
+                            "start": started,
+                            "end": time.time(),
+                            "prompt_tokens": usage.get("prompt_tokens", 0),
+                            "completion_tokens": usage.get("completion_tokens", 0),
+                        }
+                    )
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--documents", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=300.0, help="Stop the tool after this.")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+
+    from generator.backends.local import default_model_path
+
+    model = default_model_path()
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--n_ctx",
+            "8192",
+            "--port",
+            str(port),
+            "--n_threads",
+            str(args.threads),
+            "--n_threads_batch",
+            str(args.threads),
+            "--model_alias",
+            "smollm2",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    upstream = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_for(upstream + "/models", timeout=120)
+        recorder = Recorder(upstream)
+        proxy = recorder.start()
+        out = Path(tempfile.mkdtemp(prefix="bench-local-")) / "run"
+        tool = subprocess.Popen(
+            [
+                ARCHETYPES,
+                "generate",
+                str(REPO / "archetypes" / "patient-tutor.yaml"),
+                "--out",
+                str(out),
+                "-n",
+                str(args.documents),
+                "--base-url",
+                proxy,
+                "--model",
+                "smollm2",
+                "--concurrency",
+                "2",
+                "--judge",
+                "advisory",
+                "--relax",
+                "length",
+                "--no-progress",
+            ],
+            env=tool_env(),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started = time.monotonic()
+        while tool.poll() is None and time.monotonic() - started < args.seconds:
+            time.sleep(0.5)
+        if tool.poll() is None:
+            tool.send_signal(signal.SIGINT)
+        tool.wait(120)
+        recorder.stop()
+        manifest = json.loads((out / "manifest.json").read_text())
+        tool_calls = [c for c in recorder.calls if c["status"] == 200]
+        direct = asyncio.run(replay(upstream, [c["body"] for c in tool_calls], 1))
+        direct_2 = asyncio.run(replay(upstream, [c["body"] for c in tool_calls[:2]], 2))
+    finally:
+        server.terminate()
+        server.wait(30)
+    result = {
+        "model": model.name,
+        "server": "llama-cpp-python server (no parallel slots option; one request at a time)",
+        "threads": args.threads,
+        "documents_accepted": manifest["counts"]["accepted"],
+        "tool_status": manifest["status"],
+        "tool": rates(tool_calls),
+        "direct_sequential": rates(direct),
+        "direct_two_at_once": rates(direct_2),
+    }
+    result["tool_share_of_direct"] = round(
+        result["tool"]["tokens_per_s"] / result["direct_sequential"]["tokens_per_s"], 3
+    )
+    path = save("local_engine", result)
+    print(json.dumps(result, indent=2))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Print the benchmark results in bench/results/*.json as markdown tables (for the README)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def overhead(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "| server latency | concurrency | `archetypes generate` req/s (docs/s) | tool CPU per request | "
+        "ceiling: bare aiohttp | bare httpx | OpenAI SDK, httpx2 (as the tool) | OpenAI SDK, aiohttp |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in r["runs"]:
+        c = run["ceilings"]
+        cell = {
+            name: f"{v['requests_per_s']} req/s ({v['cpu_ms_per_request']} ms CPU/req)"
+            for name, v in c.items()
+        }
+        t = run["tool"]
+        lines.append(
+            f"| {run['latency_s']} s | {run['concurrency']} | **{t['requests_per_s']}** "
+            f"({t['documents_per_s']}) = {100 * run['tool_share_of_ceiling']:.0f}% of ceiling | "
+            f"{run['tool_cpu_ms_per_request']} ms | {cell['aiohttp']} | {cell['httpx']} | "
+            f"{cell['openai']} | {cell['openai-aiohttp']} |"
+        )
+    tr = r["transport"]
+    lines.append("")
+    lines.append(
+        f"SDK transport: openai {tr['openai']} and anthropic {tr['anthropic']} both depend on "
+        f"httpx2 {tr['httpx2']}; the tool's clients use the SDK default, `{tr['sdk_default_client']}`."
+    )
+    return lines
+
+
+def ratelimits(r: dict[str, Any]) -> list[str]:
+    return [
+        "| limits | run | served in the last full minute | share of rpm | share of tpm | 429s received | documents |",
+        "|---|---|---|---|---|---|---|",
+        f"| {r['rpm_limit']} rpm, {r['tpm_limit']:,} tpm | {r['seconds']} s, concurrency "
+        f"{r['concurrency']}, latency {r['latency_s']} s | {r['last_minute_requests']} requests, "
+        f"{r['last_minute_tokens']:,} tokens | {100 * r['rpm_fraction']:.0f}% | "
+        f"{100 * r['tpm_fraction']:.0f}% | {r['client_saw_429']} | {r['documents']} |",
+    ]
+
+
+def local_engine(r: dict[str, Any]) -> list[str]:
+    t, d, d2 = r["tool"], r["direct_sequential"], r["direct_two_at_once"]
+    return [
+        "| | requests | tokens/s (prompt + completion) | completion tokens/s |",
+        "|---|---|---|---|",
+        f"| `archetypes generate` via llama.cpp server ({r['model']}) | {t['requests']} | "
+        f"{t['tokens_per_s']} | {t['completion_tokens_per_s']} |",
+        f"| same bodies, bare loop, one at a time | {d['requests']} | {d['tokens_per_s']} | "
+        f"{d['completion_tokens_per_s']} |",
+        f"| first two bodies, bare loop, two at once | {d2['requests']} | {d2['tokens_per_s']} | "
+        f"{d2['completion_tokens_per_s']} |",
+    ]
+
+
+def postprocess(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "| documents | records.jsonl | heuristics | near-dup (check + add) | `archetypes build` | peak memory (heuristics / dedup / build) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in r["sizes"]:
+        h, d, b = s["heuristics"], s["dedup"], s["build"]
+        lines.append(
+            f"| {s['documents']:,} | {s['records_mib']} MiB | {h['seconds']} s "
+            f"({h['ms_per_document']} ms/doc) | {d['seconds']} s ({d['ms_per_document']} ms/doc) | "
+            f"{b['wall_s']} s | {h['max_rss_mib']:.0f} / {d['max_rss_mib']:.0f} / "
+            f"{b['max_rss_mib']:.0f} MiB |"
+        )
+    return lines
+
+
+def main() -> None:
+    sections = [
+        (
+            "overhead",
+            "Orchestration overhead (stub server, judge on: 3 requests per document)",
+            overhead,
+        ),
+        ("ratelimits", "Rate limits", ratelimits),
+        ("local_engine", "Local engine", local_engine),
+        ("postprocess", "Post-processing at scale", postprocess),
+    ]
+    machine = None
+    out: list[str] = []
+    for name, title, render in sections:
+        result = load(name)
+        if result is None:
+            continue
+        machine = machine or result["machine"]
+        out += [f"**{title}**", "", *render(result), ""]
+    if machine is None:
+        sys.exit("no results in bench/results/: run bench/run_all.sh first")
+    m = machine
+    head = (
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, {m['os']}, "
+        f"Python {m['python']}; measured {m['date']}."
+    )
+    print("\n".join([head, "", *out]).rstrip())
+
+
+if __name__ == "__main__":
+    main()
