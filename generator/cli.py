@@ -651,6 +651,23 @@ def batch_cancel(run_dir: Path) -> None:
     _print_batches(asyncio.run(batches.cancel(run_dir)))
 
 
+@cli.command()
+@click.argument("run_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
+@click.option("--no-embeddings", is_flag=True, help="Skip the embedding-based spread (faster).")
+def report(run_dir: Path, open_page: bool, no_embeddings: bool) -> None:
+    """Write DIR/report/index.html: coverage, judge scores, rejections, diversity, samples."""
+    from generator.report import build_report
+
+    result = build_report(run_dir, embeddings=not no_embeddings)
+    for line in result.lines:
+        click.echo(line)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(result.path.resolve().as_uri())
+
+
 # ---------------------------------------------------------------------------------------------
 # Dataset and publishing
 
