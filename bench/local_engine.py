@@ -171,7 +171,7 @@ def main() -> None:
     upstream = f"http://127.0.0.1:{port}/v1"
     try:
         wait_for(upstream + "/models", timeout=120)
-        recorder = Recorder(upstream)
+        recorder = Recorder(f"http://127.0.0.1:{port}")  # paths arrive with their /v1
         proxy = recorder.start()
         out = Path(tempfile.mkdtemp(prefix="bench-local-")) / "run"
         tool = subprocess.Popen(
@@ -199,7 +199,7 @@ def main() -> None:
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=(out.parent / "tool.stderr").open("w"),
         )
         started = time.monotonic()
         while tool.poll() is None and time.monotonic() - started < args.seconds:
@@ -210,6 +210,10 @@ def main() -> None:
         recorder.stop()
         manifest = json.loads((out / "manifest.json").read_text())
         tool_calls = [c for c in recorder.calls if c["status"] == 200]
+        if not tool_calls:
+            statuses = [c["status"] for c in recorder.calls]
+            tail = (out.parent / "tool.stderr").read_text()[-1500:]
+            raise SystemExit(f"no answered request; statuses {statuses}; tool said:\n{tail}")
         direct = asyncio.run(replay(upstream, [c["body"] for c in tool_calls], 1))
         direct_2 = asyncio.run(replay(upstream, [c["body"] for c in tool_calls[:2]], 2))
     finally:
