@@ -17,4 +17,6 @@ def encoding(name: str = DEFAULT_ENCODING) -> Any:
 
 
 def count_tokens(text: str, name: str = DEFAULT_ENCODING) -> int:
-    return len(encoding(name).encode(text))
+    """Tokens in `text`, counting special-token look-alikes such as <|endoftext|> as plain text
+    (a document or a spec may contain them; they must never raise)."""
+    return len(encoding(name).encode(text, disallowed_special=()))
