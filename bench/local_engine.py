@@ -218,7 +218,11 @@ def main() -> None:
         direct_2 = asyncio.run(replay(upstream, [c["body"] for c in tool_calls[:2]], 2))
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # busy decoding a cancelled request
+            server.kill()
+            server.wait()
     result = {
         "model": model.name,
         "server": "llama-cpp-python server (no parallel slots option; one request at a time)",
