@@ -10,12 +10,10 @@ the order of a hash set, so the same run always gives the same card.
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,17 +21,23 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from generator.errors import UserError
-from generator.records import Record
 from generator.resources import library_dir, templates_dir
+from generator.stats import (  # noqa: F401  (re-exported: dataset.py uses card.CorpusStats)
+    FLAGS_CAPACITY,
+    OPENINGS_CAPACITY,
+    SAMPLE_SIZE,
+    TINY_MODEL,
+    CorpusStats,
+    MisraGries,
+    distinct_n,
+    distinct_ns,
+    opening,
+)
 
 if TYPE_CHECKING:
     from generator.spec import Archetype
 
-TINY_MODEL = "SmolLM2-135M-Instruct"
 TAGS = ["synthetic", "ai-character", "midtraining", "alignment"]
-SAMPLE_SIZE = 2_000
-OPENINGS_CAPACITY = 10_000
-FLAGS_CAPACITY = 1_000
 TOP = 10
 
 # Credentials never belong in a card; the manifest holds none, but a value copied from a
@@ -130,154 +134,6 @@ def size_category(n: int) -> str:
         if n < bound:
             return label
     return "n>1T"
-
-
-# ---------------------------------------------------------------------------------------------
-# Streaming statistics
-
-
-class MisraGries:
-    """Heavy hitters in bounded memory. Counts are exact while the number of distinct keys stays
-    within `capacity`; past it they are lower bounds, off by at most n / (capacity + 1)."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self.counts: dict[str, int] = {}
-        self.exact = True
-        self.n = 0
-
-    def add(self, key: str) -> None:
-        self.n += 1
-        if key in self.counts:
-            self.counts[key] += 1
-        elif len(self.counts) < self.capacity:
-            self.counts[key] = 1
-        else:
-            self.exact = False
-            for other in list(self.counts):
-                self.counts[other] -= 1
-                if self.counts[other] == 0:
-                    del self.counts[other]
-
-    def top(self, n: int) -> list[tuple[str, int]]:
-        return sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def opening(text: str, words: int = 5) -> str:
-    return " ".join(text.split()[:words])
-
-
-def distinct_n(texts: Iterable[str], n: int) -> float | None:
-    """Distinct n-grams / all n-grams over the texts (lowercased words); None if there are none."""
-    seen: set[tuple[str, ...]] = set()
-    total = 0
-    for text in texts:
-        words = _WORD.findall(text.lower())
-        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-        total += len(grams)
-        seen.update(grams)
-    return len(seen) / total if total else None
-
-
-class CorpusStats:
-    """Everything the card reports about the rows, gathered one record at a time."""
-
-    def __init__(self, sample_size: int = SAMPLE_SIZE):
-        self.documents = 0
-        self.by_archetype: Counter[str] = Counter()
-        self.by_genre: Counter[str] = Counter()
-        self.by_setting: Counter[str] = Counter()
-        self.by_narrator: Counter[str] = Counter()
-        self.by_trait: Counter[tuple[str, str]] = Counter()
-        self.by_split_archetype: Counter[tuple[str, str]] = Counter()
-        self.languages: Counter[str] = Counter()
-        self.writers: Counter[tuple[str, str]] = Counter()
-        self.judges: Counter[str] = Counter()
-        self.template_versions: Counter[str] = Counter()
-        self.spec_hashes: Counter[tuple[str, str, str]] = Counter()
-        self.ai_names: Counter[str] = Counter()
-        self.focus: Counter[int] = Counter()
-        self.not_judged = 0
-        self.trait_scores: Counter[int] = Counter()
-        self.flags = MisraGries(FLAGS_CAPACITY)
-        self.revised = 0
-        self.similarity_bins = [0] * 10
-        self.similarity_missing = 0
-        self.ngram_sum = 0.0
-        self.ngram_count = 0
-        self.ngram_max = 0.0
-        self.openings = MisraGries(OPENINGS_CAPACITY)
-        self.tokens = 0
-        self.words = 0
-        self.tokens_min: int | None = None
-        self.tokens_max = 0
-        self.sample_size = sample_size
-        self._sample: list[tuple[int, str, str]] = []  # max-heap by priority (negated)
-
-    def add(self, record: Record, split: str, n_tokens: int) -> None:
-        self.documents += 1
-        self.by_archetype[record.archetype_id] += 1
-        self.by_genre[record.genre] += 1
-        self.by_setting[record.setting] += 1
-        self.by_narrator[record.narrator] += 1
-        self.by_trait[(record.archetype_id, record.trait_focus)] += 1
-        self.by_split_archetype[(split, record.archetype_id)] += 1
-        self.languages[record.language] += 1
-        self.writers[(record.provider, record.writer_model)] += 1
-        self.template_versions[record.template_version] += 1
-        self.spec_hashes[(record.archetype_id, record.archetype_version, record.spec_hash)] += 1
-        self.ai_names[record.ai_name] += 1
-        judge = record.judge
-        judge_model = record.judge_model or (judge.model if judge else None)
-        if judge_model:
-            self.judges[judge_model] += 1
-        if judge is None:
-            self.not_judged += 1
-        else:
-            self.focus[judge.focus_score] += 1
-            for score in judge.trait_scores:
-                self.trait_scores[score.score] += 1
-            for flag in [*judge.anti_markers, *judge.backfire_flags]:
-                self.flags.add(flag)
-        self.revised += record.revised
-        checks = record.checks
-        if checks is None:
-            self.similarity_missing += 1
-        else:
-            self.similarity_bins[min(int(checks.max_similarity * 10), 9)] += 1
-            self.ngram_sum += checks.repeated_ngram_ratio
-            self.ngram_count += 1
-            self.ngram_max = max(self.ngram_max, checks.repeated_ngram_ratio)
-        self.openings.add(opening(record.text))
-        self.tokens += n_tokens
-        self.words += record.n_words
-        self.tokens_min = n_tokens if self.tokens_min is None else min(self.tokens_min, n_tokens)
-        self.tokens_max = max(self.tokens_max, n_tokens)
-        self._keep_sample(record)
-
-    def _keep_sample(self, record: Record) -> None:
-        digest = hashlib.sha256(f"archetype-corpus/sample/{record.id}".encode()).digest()
-        priority = int.from_bytes(digest[:8], "big")
-        entry = (-priority, record.id, record.text)
-        if len(self._sample) < self.sample_size:
-            heapq.heappush(self._sample, entry)
-        elif -priority > self._sample[0][0]:
-            heapq.heapreplace(self._sample, entry)
-
-    @property
-    def sample_texts(self) -> list[str]:
-        return [text for _, _, text in sorted(self._sample, key=lambda e: e[1])]
-
-    @property
-    def tiny_writer(self) -> bool:
-        return any(provider == "local" or model == TINY_MODEL for provider, model in self.writers)
-
-    @property
-    def tiny_judge(self) -> bool:
-        return any(model == TINY_MODEL for model in self.judges)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,6 +429,7 @@ def render_card(context: CardContext) -> str:
     header = metadata.to_yaml(original_order=_ORDER)
     split_names = [s.name for s in context.splits]
     sample = stats.sample_texts
+    distinct = distinct_ns(sample, (1, 2))
     facts = _run_facts(manifest)
     body = (
         _environment()
@@ -605,8 +462,8 @@ def render_card(context: CardContext) -> str:
             judged=stats.documents - stats.not_judged,
             flags=[(scrub(k), v) for k, v in stats.flags.top(TOP)],
             flags_exact=stats.flags.exact,
-            distinct_1=distinct_n(sample, 1),
-            distinct_2=distinct_n(sample, 2),
+            distinct_1=distinct[1],
+            distinct_2=distinct[2],
             sample_size=len(sample),
             openings=[(scrub(k), v) for k, v in stats.openings.top(TOP)],
             openings_exact=stats.openings.exact,
