@@ -273,6 +273,15 @@ def _resolve_shard(flag: str | None, count: int | None) -> tuple[int, int] | Non
     return None
 
 
+_relax_option = click.option(
+    "--relax",
+    "relax",
+    multiple=True,
+    type=click.Choice(list(HEURISTIC_CHECKS)),
+    help="Measure this heuristic check but do not enforce it (repeatable).",
+)
+
+
 def _judge_options(command: Any) -> Any:
     options = [
         click.option(
@@ -402,13 +411,7 @@ def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     help="Progress bar (default: on a terminal only; plain lines otherwise).",
 )
 @_judge_options
-@click.option(
-    "--relax",
-    "relax",
-    multiple=True,
-    type=click.Choice(list(HEURISTIC_CHECKS)),
-    help="Measure this heuristic check but do not enforce it (repeatable).",
-)
+@_relax_option
 @click.option(
     "--dedup-against",
     "dedup_against",
@@ -514,13 +517,7 @@ def generate(
 @cli.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 @_judge_options
-@click.option(
-    "--relax",
-    "relax",
-    multiple=True,
-    type=click.Choice(list(HEURISTIC_CHECKS)),
-    help="Measure this heuristic check but do not enforce it (repeatable).",
-)
+@_relax_option
 @click.option(
     "--specs",
     "specs",
