@@ -1,6 +1,6 @@
 """Benchmark 2: how close `archetypes generate` runs to a provider's rate limits.
 
-The stub enforces requests-per-minute and tokens-per-minute over a sliding one-minute window,
+The stub enforces requests-per-minute and tokens-per-minute as continuously refilled buckets,
 answering 429 with retry-after and OpenAI's x-ratelimit-* headers. The tool runs for a fixed
 time (then Ctrl-C, which it handles gracefully) and the achieved rate is read from the stub's
 log: requests and tokens served in the last full minute (after the first minute's burst has been

@@ -1,17 +1,16 @@
 """Every model call of a run goes through a `ModelCaller`: the persistent response cache (a rerun
 pays for nothing twice), the shared budget (no call starts that could take spending past the
 cap), the shared rate-limit pause, and the transport retries (tenacity: 429/5xx/timeouts/dropped
-connections/malformed bodies, exponential backoff with jitter, retry-after honoured). The SDK
+connections/malformed bodies, exponential backoff with jitter, retry-after honoured), paced by
+the provider's rate-limit headers (generator/ratelimit.py). The SDK
 clients have their own retries off, so the two never multiply. Content retries live elsewhere.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import random
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -21,8 +20,9 @@ from generator.backends.base import Backend, Completion, TransientError
 from generator.batch import BatchQueue, Deferred
 from generator.pricing import Price
 from generator.prompts import Request
+from generator.ratelimit import RatePacer
 from generator.rundir import CACHE, RunDir
-from generator.tokens import count_tokens
+from generator.tokens import count_prompt_tokens
 
 
 class BudgetReached(Exception):
@@ -89,20 +89,6 @@ class ResponseCache:
         self._remember(key, completion, cost)
 
 
-class RateGate:
-    """A shared pause: a 429 with retry-after, or an exhausted allowance, holds every call."""
-
-    def __init__(self) -> None:
-        self.resume_at = 0.0
-
-    def pause(self, seconds: float) -> None:
-        self.resume_at = max(self.resume_at, time.monotonic() + min(seconds, 300.0))
-
-    async def wait(self) -> None:
-        while (delay := self.resume_at - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
-
-
 class ModelCaller:
     def __init__(
         self,
@@ -112,6 +98,7 @@ class ModelCaller:
         budget: Budget,
         stats: CallStats,
         max_retries: int = 6,
+        pacer: RatePacer | None = None,
     ):
         self.backend = backend
         self.cache = cache
@@ -119,7 +106,8 @@ class ModelCaller:
         self.budget = budget
         self.stats = stats
         self.max_retries = max_retries
-        self.gate = RateGate()
+        # Callers of one backend share its pacer: the provider meters them together.
+        self.pacer = pacer or RatePacer()
         # Batch mode: answers not cached yet are queued for a provider batch instead of called.
         self.batch_queue: BatchQueue | None = None
 
@@ -140,10 +128,14 @@ class ModelCaller:
             completion.input_tokens, completion.output_tokens, completion.cached_input_tokens
         )
 
+    @staticmethod
+    def _prompt_tokens(request: Request) -> int:
+        return sum(count_prompt_tokens(m.content) + 4 for m in request.messages)
+
     def _worst_case(self, request: Request) -> float:
         if self.price is None or self.budget.cap is None:
             return 0.0
-        prompt = sum(count_tokens(m.content) + 4 for m in request.messages)
+        prompt = self._prompt_tokens(request)
         return self.price.cost(prompt, request.max_tokens, batch=self.batch_queue is not None)
 
     async def call(self, request: Request) -> Completion:
@@ -178,18 +170,22 @@ class ModelCaller:
         )
         async for attempt in retrying:
             with attempt:
-                await self.gate.wait()
+                # Providers count max_tokens against the token limit when they admit a request.
+                tokens = (
+                    self._prompt_tokens(request) + request.max_tokens
+                    if self.pacer.counts_tokens
+                    else 0
+                )
+                marks = await self.pacer.admit(tokens)
                 self.stats.model_calls += 1
                 try:
                     completion = await self.backend.complete(request)
                 except TransientError as exc:
                     self.stats.faults[exc.kind] += 1
                     if exc.kind == "429":
-                        self.gate.pause(exc.retry_after if exc.retry_after is not None else 2.0)
+                        self.pacer.pause(exc.retry_after if exc.retry_after is not None else 2.0)
                     raise
-                rate = completion.rate
-                if rate and rate.remaining_requests == 0 and rate.reset_seconds:
-                    self.gate.pause(rate.reset_seconds)
+                self.pacer.observe(completion.rate, marks)
                 return completion
         raise AssertionError("unreachable: tenacity reraises")
 

@@ -55,6 +55,7 @@ from generator.prompts import (
     template_versions,
     write_request,
 )
+from generator.ratelimit import RatePacer
 from generator.records import Record, Usage, clean_document, make_record, make_reject
 from generator.rundir import RECORDS, REJECTS, RunDir
 from generator.spec import Archetype
@@ -392,6 +393,7 @@ async def _generate(
     cache = ResponseCache(rundir)
     budget = Budget(cap=options.budget, spent=cache.cost)
     stats = CallStats()
+    pacer = RatePacer()
     writer = ModelCaller(
         writer_backend,
         cache,
@@ -399,6 +401,7 @@ async def _generate(
         budget,
         stats,
         options.max_transport_retries,
+        pacer,
     )
     judge = ModelCaller(
         judge_backend,
@@ -407,6 +410,7 @@ async def _generate(
         budget,
         stats,
         options.max_transport_retries,
+        pacer if judge_backend is writer_backend else RatePacer(),
     )
     gatekeeper = _gatekeeper(rundir, policy, judge, options.dedup_against)
     queue = _batch_queue(options, rundir, writer, judge)

@@ -20,3 +20,10 @@ def count_tokens(text: str, name: str = DEFAULT_ENCODING) -> int:
     """Tokens in `text`, counting special-token look-alikes such as <|endoftext|> as plain text
     (a document or a spec may contain them; they must never raise)."""
     return len(encoding(name).encode(text, disallowed_special=()))
+
+
+@functools.lru_cache(maxsize=256)
+def count_prompt_tokens(text: str) -> int:
+    """`count_tokens` remembered for prompt parts: every call of an archetype repeats its
+    brief, which would otherwise be counted again for each request's estimate."""
+    return count_tokens(text)

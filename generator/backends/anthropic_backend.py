@@ -23,6 +23,7 @@ from generator.backends.base import (
     register,
     require_env,
 )
+from generator.backends.transport import UNCAPPED, transport_fault
 from generator.batch import BatchInfo, BatchResult
 from generator.errors import ConfigError
 from generator.prompts import Request
@@ -57,6 +58,7 @@ class AnthropicBackend:
             base_url=config.base_url,
             max_retries=0,
             timeout=config.timeout,
+            http_client=anthropic.DefaultAioHttpClient(timeout=config.timeout, limits=UNCAPPED),
         )
 
     def _body(self, request: Request) -> dict[str, Any]:
@@ -92,12 +94,8 @@ class AnthropicBackend:
             message = await raw.parse()
         except anthropic.APIStatusError as exc:
             raise _classify_status(exc) from None
-        except anthropic.APITimeoutError:
-            raise TransientError("timeout", "the request timed out") from None
-        except anthropic.APIConnectionError as exc:
-            raise TransientError(
-                "connection", f"connection failed: {exc.__cause__ or exc}"
-            ) from None
+        except anthropic.APIConnectionError as exc:  # timeouts included
+            raise transport_fault(exc) from None
         except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise TransientError("malformed", f"malformed response body: {exc}") from None
         return self._completion(
@@ -223,12 +221,8 @@ def _batch_errors(what: str) -> Iterator[None]:
         if isinstance(classified, PermanentError) and not classified.fatal:
             classified = PermanentError(f"could not {what}: {classified}")
         raise classified from None
-    except anthropic.APITimeoutError:
-        raise TransientError("timeout", f"could not {what}: the request timed out") from None
-    except anthropic.APIConnectionError as exc:
-        raise TransientError(
-            "connection", f"could not {what}: connection failed: {exc.__cause__ or exc}"
-        ) from None
+    except anthropic.APIConnectionError as exc:  # timeouts included
+        raise transport_fault(exc, what) from None
     except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
         raise TransientError("malformed", f"could not {what}: malformed response: {exc}") from None
     except anthropic.AnthropicError as exc:  # e.g. "no results_url" for a batch not yet ended
@@ -276,10 +270,16 @@ def _rate_info(headers: Mapping[str, str]) -> RateInfo | None:
     if remaining is None and tokens is None:
         return None
     return RateInfo(
-        remaining_requests=int(remaining) if remaining and remaining.isdigit() else None,
-        remaining_tokens=int(tokens) if tokens and tokens.isdigit() else None,
+        limit_requests=_int(headers.get("anthropic-ratelimit-requests-limit")),
+        limit_tokens=_int(headers.get("anthropic-ratelimit-tokens-limit")),
+        remaining_requests=_int(remaining),
+        remaining_tokens=_int(tokens),
         reset_seconds=_seconds_until(headers.get("anthropic-ratelimit-requests-reset")),
     )
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
 
 
 def _seconds_until(stamp: str | None) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -20,6 +21,8 @@ class RateInfo(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    limit_requests: int | None = None  # per minute
+    limit_tokens: int | None = None  # per minute
     remaining_requests: int | None = None
     remaining_tokens: int | None = None
     reset_seconds: float | None = None
@@ -97,14 +100,21 @@ def register(name: str) -> Callable[[BackendFactory], BackendFactory]:
     return decorator
 
 
+# Built-in providers and the modules that register them, imported only when chosen: an OpenAI
+# run never loads the Anthropic SDK (1-2 s of start-up), and `validate` loads neither.
+_BUILTIN = {
+    "anthropic": "generator.backends.anthropic_backend",
+    "local": "generator.backends.local",
+    "openai": "generator.backends.openai_backend",
+}
+
+
 def providers() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_BUILTIN) | set(_REGISTRY))
 
 
 def create_backend(config: BackendConfig) -> Backend:
     """Build the backend named by `config.provider`. Raises ConfigError for unknown providers."""
-    _load_builtin()
     if config.fleet:
         from generator.backends.fleet import FleetBackend
 
@@ -113,17 +123,14 @@ def create_backend(config: BackendConfig) -> Backend:
                 "several --base-url endpoints need --provider openai (OpenAI-compatible servers)"
             )
         return FleetBackend([replace(config, base_url=url, fleet=()) for url in config.base_urls])
+    if config.provider in _BUILTIN:
+        importlib.import_module(_BUILTIN[config.provider])
     factory = _REGISTRY.get(config.provider)
     if factory is None:
         raise ConfigError(
-            f"unknown provider '{config.provider}': choose one of {', '.join(sorted(_REGISTRY))}"
+            f"unknown provider '{config.provider}': choose one of {', '.join(providers())}"
         )
     return factory(config)
-
-
-def _load_builtin() -> None:
-    # Importing registers them; done lazily so `archetypes validate` never loads an SDK.
-    from generator.backends import anthropic_backend, local, openai_backend  # noqa: F401
 
 
 def require_env(*names: str, flag_hint: str) -> str:

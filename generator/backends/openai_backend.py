@@ -23,6 +23,7 @@ from generator.backends.base import (
     register,
     require_env,
 )
+from generator.backends.transport import UNCAPPED, transport_fault
 from generator.batch import BatchInfo, BatchOutcome, BatchResult, batch_line_bytes
 from generator.errors import ConfigError
 from generator.prompts import Request
@@ -70,6 +71,7 @@ class OpenAIBackend:
             base_url=config.base_url,
             max_retries=0,
             timeout=config.timeout,
+            http_client=openai.DefaultAioHttpClient(timeout=config.timeout, limits=UNCAPPED),
         )
 
     async def resolve_model(self) -> None:
@@ -113,12 +115,8 @@ class OpenAIBackend:
         await self.resolve_model()
         try:
             response, headers = await self._create(request)
-        except openai.APITimeoutError:
-            raise TransientError("timeout", "the request timed out") from None
-        except openai.APIConnectionError as exc:
-            raise TransientError(
-                "connection", f"connection failed: {exc.__cause__ or exc}"
-            ) from None
+        except openai.APIConnectionError as exc:  # timeouts included
+            raise transport_fault(exc) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise TransientError("malformed", f"malformed response body: {exc}") from None
         return self._completion(response, _rate_info(headers))
@@ -297,12 +295,8 @@ def _batch_errors(what: str) -> Iterator[None]:
         if isinstance(classified, PermanentError) and not classified.fatal:
             classified = PermanentError(f"could not {what}: {classified}")
         raise classified from None
-    except openai.APITimeoutError:
-        raise TransientError("timeout", f"could not {what}: the request timed out") from None
-    except openai.APIConnectionError as exc:
-        raise TransientError(
-            "connection", f"could not {what}: connection failed: {exc.__cause__ or exc}"
-        ) from None
+    except openai.APIConnectionError as exc:  # timeouts included
+        raise transport_fault(exc, what) from None
     except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
         raise TransientError("malformed", f"could not {what}: malformed response: {exc}") from None
 
@@ -345,6 +339,8 @@ def _rate_info(headers: Mapping[str, str]) -> RateInfo | None:
     if remaining is None and tokens is None:
         return None
     return RateInfo(
+        limit_requests=_int(headers.get("x-ratelimit-limit-requests")),
+        limit_tokens=_int(headers.get("x-ratelimit-limit-tokens")),
         remaining_requests=_int(remaining),
         remaining_tokens=_int(tokens),
         reset_seconds=_duration(reset),

@@ -24,7 +24,7 @@ import re
 import threading
 import time
 import zlib
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +107,26 @@ def name_pool(size: int = 700, seed: int = 0) -> list[str]:
 
 
 FAULTS = ("429", "500", "503", "reset", "timeout", "malformed", "truncated", "empty")
+
+
+@dataclass
+class _Bucket:
+    """A per-minute allowance: `limit` at most, refilled at limit/60 per second."""
+
+    limit: int
+    level: float
+    at: float
+
+    @classmethod
+    def full(cls, limit: int) -> _Bucket:
+        return cls(limit, float(limit), time.monotonic())
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.limit, self.level + (now - self.at) * self.limit / 60.0)
+        self.at = now
+
+    def seconds_until(self, amount: float) -> float:
+        return max(amount - self.level, 0.0) * 60.0 / self.limit
 
 
 @dataclass
@@ -262,7 +282,10 @@ class OpenAIStub:
         self._names = name_pool(seed=self.config.seed) if self.config.many_names else PEOPLE
         self.faults: Counter[str] = Counter()
         self.authorizations: Counter[str] = Counter()  # Authorization headers received
-        self._window: deque[tuple[float, int]] = deque()
+        self._buckets = (
+            _Bucket.full(self.config.rpm) if self.config.rpm else None,
+            _Bucket.full(self.config.tpm) if self.config.tpm else None,
+        )
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -307,32 +330,30 @@ class OpenAIStub:
         return None
 
     def _rate_headers(self, now: float, tokens: int) -> tuple[dict[str, str], bool]:
-        """Sliding one-minute window. Returns headers and whether this request is over the limit."""
-        while self._window and now - self._window[0][0] > 60:
-            self._window.popleft()
-        used_requests = len(self._window)
-        used_tokens = sum(t for _, t in self._window)
-        over = (self.config.rpm is not None and used_requests + 1 > self.config.rpm) or (
-            self.config.tpm is not None and used_tokens + tokens > self.config.tpm
+        """Token buckets per minute, refilled continuously (the algorithm Anthropic documents
+        and OpenAI's limits follow). Returns headers and whether this request is refused."""
+        requests, budget = self._buckets
+        for bucket in self._buckets:
+            if bucket is not None:
+                bucket.refill(now)
+        over = (requests is not None and requests.level < 1) or (
+            budget is not None and budget.level < tokens
         )
-        reset = 60 - (now - self._window[0][0]) if self._window else 0.0
-        headers = {}
-        if self.config.rpm is not None:
-            headers["x-ratelimit-limit-requests"] = str(self.config.rpm)
-            headers["x-ratelimit-remaining-requests"] = str(
-                max(self.config.rpm - used_requests - (0 if over else 1), 0)
-            )
-            headers["x-ratelimit-reset-requests"] = f"{reset:.3f}s"
-        if self.config.tpm is not None:
-            headers["x-ratelimit-limit-tokens"] = str(self.config.tpm)
-            headers["x-ratelimit-remaining-tokens"] = str(
-                max(self.config.tpm - used_tokens - (0 if over else tokens), 0)
-            )
-            headers["x-ratelimit-reset-tokens"] = f"{reset:.3f}s"
         if not over:
-            self._window.append((now, tokens))
-        else:
-            headers["retry-after"] = f"{max(reset, 0.05):.3f}"
+            for bucket, cost in ((requests, 1), (budget, tokens)):
+                if bucket is not None:
+                    bucket.level -= cost
+        headers = {}
+        wait = 0.0
+        for name, bucket, cost in (("requests", requests, 1), ("tokens", budget, tokens)):
+            if bucket is None:
+                continue
+            headers[f"x-ratelimit-limit-{name}"] = str(bucket.limit)
+            headers[f"x-ratelimit-remaining-{name}"] = str(int(bucket.level))
+            headers[f"x-ratelimit-reset-{name}"] = f"{bucket.seconds_until(bucket.limit):.3f}s"
+            wait = max(wait, bucket.seconds_until(min(cost, bucket.limit)))
+        if over:
+            headers["retry-after"] = f"{max(wait, 0.05):.3f}"
         return headers, over
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
