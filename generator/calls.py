@@ -8,6 +8,7 @@ clients have their own retries off, so the two never multiply. Content retries l
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -35,6 +36,9 @@ class CallStats:
     cache_hits: int = 0
     retries: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    # Shared calls (n > 1): answers used, and answers passed over because the call returned
+    # fewer than asked ("missing") or they nearly repeated an earlier answer ("similar").
+    samples: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -110,6 +114,7 @@ class ModelCaller:
         self.pacer = pacer or RatePacer()
         # Batch mode: answers not cached yet are queued for a provider batch instead of called.
         self.batch_queue: BatchQueue | None = None
+        self._shared: dict[str, asyncio.Future[None]] = {}
 
     def key(self, request: Request) -> str:
         identity = [
@@ -136,7 +141,8 @@ class ModelCaller:
         if self.price is None or self.budget.cap is None:
             return 0.0
         prompt = self._prompt_tokens(request)
-        return self.price.cost(prompt, request.max_tokens, batch=self.batch_queue is not None)
+        output = request.max_tokens * request.samples
+        return self.price.cost(prompt, output, batch=self.batch_queue is not None)
 
     async def call(self, request: Request) -> Completion:
         key = self.key(request)
@@ -152,7 +158,7 @@ class ModelCaller:
             raise Deferred
         self.budget.reserve(worst)
         try:
-            completion = await self._call_with_retries(request)
+            completion = (await self._call_with_retries(request))[0]
         finally:
             self.budget.reserved -= worst
         cost = self.cost(completion)
@@ -160,7 +166,47 @@ class ModelCaller:
         self.cache.put(key, request, completion, cost)
         return completion
 
-    async def _call_with_retries(self, request: Request) -> Completion:
+    async def call_shared(self, request: Request, sample: int) -> Completion | None:
+        """Answer `sample` of one call asking for `request.samples` answers: the first task of
+        a group to get here pays for the call, the others wait for it. None when the call
+        returned fewer answers, or when this one nearly repeats an earlier answer of the same
+        call (a shared call must not cost diversity): the task then asks on its own."""
+        key = self.key(request)
+        if self.cache.get(_sample_key(key, 0)) is None:
+            pending = self._shared.get(key)
+            if pending is None:
+                pending = asyncio.ensure_future(self._pay_shared(key, request))
+                self._shared[key] = pending
+                pending.add_done_callback(lambda _: self._shared.pop(key, None))
+            await asyncio.shield(pending)
+        else:
+            self.stats.cache_hits += 1
+        answers = [self.cache.get(_sample_key(key, i)) for i in range(sample + 1)]
+        mine = answers[-1]
+        if mine is None:
+            self.stats.samples["missing"] += 1
+            return None
+        if any(a is not None and near_repeat(a.text, mine.text) for a in answers[:-1]):
+            self.stats.samples["similar"] += 1
+            return None
+        self.stats.samples["used"] += 1
+        return mine
+
+    async def _pay_shared(self, key: str, request: Request) -> None:
+        if self.batch_queue is not None:
+            raise AssertionError("shared calls are refused with --batch before the run starts")
+        worst = self._worst_case(request)
+        self.budget.reserve(worst)
+        try:
+            completions = await self._call_with_retries(request)
+        finally:
+            self.budget.reserved -= worst
+        for i, completion in enumerate(completions[: request.samples]):
+            cost = self.cost(completion)
+            self.budget.spent += cost
+            self.cache.put(_sample_key(key, i), request, completion, cost)
+
+    async def _call_with_retries(self, request: Request) -> list[Completion]:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_retries + 1),
@@ -172,21 +218,21 @@ class ModelCaller:
             with attempt:
                 # Providers count max_tokens against the token limit when they admit a request.
                 tokens = (
-                    self._prompt_tokens(request) + request.max_tokens
+                    self._prompt_tokens(request) + request.max_tokens * request.samples
                     if self.pacer.counts_tokens
                     else 0
                 )
                 marks = await self.pacer.admit(tokens)
                 self.stats.model_calls += 1
                 try:
-                    completion = await self.backend.complete(request)
+                    completions = await self.backend.complete_samples(request)
                 except TransientError as exc:
                     self.stats.faults[exc.kind] += 1
                     if exc.kind == "429":
                         self.pacer.pause(exc.retry_after if exc.retry_after is not None else 2.0)
                     raise
-                self.pacer.observe(completion.rate, marks)
-                return completion
+                self.pacer.observe(completions[0].rate, marks)
+                return completions
         raise AssertionError("unreachable: tenacity reraises")
 
     @staticmethod
@@ -199,3 +245,23 @@ class ModelCaller:
 
     def _note_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1
+
+
+def _sample_key(key: str, sample: int) -> str:
+    return f"{key}/{sample}"
+
+
+SIMILAR_ANSWERS = 0.5  # Jaccard similarity of word trigrams above which two answers are one
+
+
+def near_repeat(a: str, b: str) -> bool:
+    """Whether two answers of one shared call say nearly the same thing (word trigrams)."""
+    first, second = _trigrams(a), _trigrams(b)
+    if not first or not second:
+        return a.strip() == b.strip()
+    return len(first & second) / len(first | second) > SIMILAR_ANSWERS
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = text.lower().split()
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}

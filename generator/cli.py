@@ -180,6 +180,18 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
     return value
 
 
+_samples_option = click.option(
+    "--samples-per-request",
+    "samples",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Ideas per call (n) for OpenAI-compatible endpoints: groups of this many documents share "
+    "their setting, people and situation and get their ideas from one call; an answer that "
+    "nearly repeats an earlier one of its call is asked for again on its own.",
+)
+
+
 @cli.command(name="plan")
 @_paths_argument
 @click.option(
@@ -201,6 +213,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: int | None) -> 
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON lines.")
 @click.option("--batch", "use_batch", is_flag=True, help="Estimate at the provider's batch price.")
+@_samples_option
 def plan_command(
     paths: tuple[Path, ...],
     count: int | None,
@@ -210,11 +223,12 @@ def plan_command(
     prices: Path | None,
     as_json: bool,
     use_batch: bool,
+    samples: int,
 ) -> None:
     """Expand archetypes into N deterministic tasks; print coverage and a cost estimate."""
     archetypes = spec.load_specs(_spec_paths(paths))
     n = count or default_count(archetypes)
-    tasks = plan(archetypes, n, seed)
+    tasks = plan(archetypes, n, seed, samples)
     if as_json:
         for task in tasks:
             click.echo(task.model_dump_json())
@@ -440,6 +454,7 @@ def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     callback=_positive,
     help="K for a Kubernetes indexed job (the index comes from JOB_COMPLETION_INDEX).",
 )
+@_samples_option
 def generate(
     paths: tuple[Path, ...],
     out: Path,
@@ -462,6 +477,7 @@ def generate(
     use_batch: bool,
     shard: str | None,
     shard_count: int | None,
+    samples: int,
 ) -> None:
     """Generate (or resume, or extend) a corpus run in --out."""
     from generator.run import RunOptions, run
@@ -481,7 +497,9 @@ def generate(
     sharding = _resolve_shard(shard, shard_count)
     if sharding is not None:
         index, shards = sharding
-        n = n // shards + (1 if index < n % shards else 0)
+        # Shards take whole groups of tasks (a group shares one idea call): this shard's share
+        # of the plan's first n tasks.
+        n = sum(1 for i in range(n) if (i // samples) % shards == index)
         out = out / f"shard-{index:04d}-of-{shards:04d}"
         click.echo(f"shard {index} of {shards}: {n} documents into {out}")
     options = RunOptions(
@@ -499,6 +517,7 @@ def generate(
         dedup_against=dedup_against,
         shard=sharding,
         batch=use_batch,
+        samples=samples,
     )
     summary = run(archetypes, options)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"

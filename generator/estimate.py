@@ -69,27 +69,30 @@ def estimate(
     self_hosted: bool = False,
     batch: bool = False,
 ) -> Estimate:
-    """Three requests per task (idea, document, judgement). Input tokens are counted on the
-    rendered prompts; the brief and the rubric are shared prefixes, so every request after the
-    first of an archetype reads them from the provider's prompt cache."""
+    """Three requests per task (idea, document, judgement), or one idea request per group when
+    tasks share idea calls (--samples-per-request). Input tokens are counted on the rendered
+    prompts; the brief and the rubric are shared prefixes, so every request after the first of an
+    archetype reads them from the provider's prompt cache."""
     brief_tokens = functools.cache(lambda a_id: count_tokens(character_brief(archetypes[a_id])))
     rubric_tokens = functools.cache(lambda a_id: count_tokens(judge_rubric(archetypes[a_id])))
-    input_tokens = cached = output_tokens = 0
+    requests = input_tokens = cached = output_tokens = 0
     seen: set[str] = set()
     for task in tasks:
         a_id = task.archetype_id
         archetype = archetypes[a_id]
-        idea_prompt = idea_request(task, archetype).messages[-1].content
         document_tokens = int(task.target_words * OUTPUT_TOKENS_PER_WORD)
-        input_tokens += brief_tokens(a_id) + count_tokens(idea_prompt)
+        if task.sample == 0:  # later tasks of a group get their idea from this task's call
+            idea_prompt = idea_request(task, archetype).messages[-1].content
+            input_tokens += brief_tokens(a_id) + count_tokens(idea_prompt)
+            cached += brief_tokens(a_id)
+            requests += 1
         input_tokens += brief_tokens(a_id) + WRITE_PROMPT_EXTRA_TOKENS
         input_tokens += rubric_tokens(a_id) + document_tokens + JUDGE_PROMPT_EXTRA_TOKENS
-        cached += (
-            2 * brief_tokens(a_id)
-            + rubric_tokens(a_id)
-            - (brief_tokens(a_id) + rubric_tokens(a_id) if a_id not in seen else 0)
-        )
+        cached += brief_tokens(a_id) + rubric_tokens(a_id)
+        if a_id not in seen:  # the first requests of an archetype write its prefixes to the cache
+            cached -= brief_tokens(a_id) + rubric_tokens(a_id)
         seen.add(a_id)
+        requests += 2
         output_tokens += IDEA_OUTPUT_TOKENS + document_tokens + JUDGE_OUTPUT_TOKENS
     price = load_prices(prices_file).lookup(model, provider, self_hosted)
-    return Estimate(3 * len(tasks), input_tokens, cached, output_tokens, model, price, batch)
+    return Estimate(requests, input_tokens, cached, output_tokens, model, price, batch)

@@ -44,6 +44,12 @@ class Task(BaseModel):
     names: tuple[str, ...]
     seed: int
     sample_seed: int
+    # Shared ideas (--samples-per-request K): K consecutive tasks of one archetype share every
+    # slot of the idea prompt and get their ideas from one call asking for K answers.
+    group: int  # the group's position in the stream (equal to `index` when K is 1)
+    group_id: str  # the id of the group's first task: the shared idea call is keyed by it
+    sample: int = 0  # which of the call's answers is this task's idea
+    samples: int = 1
 
 
 class _Quota:
@@ -96,7 +102,8 @@ class _ArchetypeStream:
         self.ai_names = _uniform(a.ai_names, _rng(s, a.id, "ai_name"))
         self.ordinal = 0
 
-    def next_task(self, index: int) -> Task:
+    def next_group(self, index: int, group: int, samples: int) -> list[Task]:
+        """`samples` tasks sharing one draw of every slot (one task when `samples` is 1)."""
         a = self.archetype
         slots: dict[str, Any] = {
             "trait_focus": self.traits.draw(),
@@ -112,25 +119,36 @@ class _ArchetypeStream:
         margin = (high - low) // 5
         slots["target_words"] = round(rng.randint(low + margin, high - margin), -1)
         slots["names"] = _people(rng)
-        identity = {
-            "archetype": a.id,
-            "version": a.version,
-            "slots": slots,
-            "seed": self.seed,
-            "ordinal": self.ordinal,
-        }
-        task_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-        self.ordinal += 1
-        return Task(
-            id=task_id,
-            index=index,
-            archetype_id=a.id,
-            archetype_version=a.version,
-            spec_hash=a.spec_hash,
-            seed=self.seed,
-            sample_seed=int(task_id[:8], 16),
-            **slots,
-        )
+        tasks: list[Task] = []
+        for sample in range(samples):
+            identity: dict[str, Any] = {
+                "archetype": a.id,
+                "version": a.version,
+                "slots": slots,
+                "seed": self.seed,
+                "ordinal": self.ordinal,
+            }
+            if samples > 1:
+                identity["samples"] = samples
+            task_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+            self.ordinal += 1
+            tasks.append(
+                Task(
+                    id=task_id,
+                    index=index + sample,
+                    archetype_id=a.id,
+                    archetype_version=a.version,
+                    spec_hash=a.spec_hash,
+                    seed=self.seed,
+                    sample_seed=int(task_id[:8], 16),
+                    group=group,
+                    group_id=tasks[0].id if tasks else task_id,
+                    sample=sample,
+                    samples=samples,
+                    **slots,
+                )
+            )
+        return tasks
 
 
 def _people(rng: random.Random) -> tuple[str, ...]:
@@ -143,22 +161,25 @@ def _people(rng: random.Random) -> tuple[str, ...]:
     return tuple(people)
 
 
-def iter_tasks(archetypes: Sequence[Archetype], seed: int) -> Iterator[Task]:
-    """The endless, deterministic task stream. Archetypes share it by their `targets.documents`."""
+def iter_tasks(archetypes: Sequence[Archetype], seed: int, samples: int = 1) -> Iterator[Task]:
+    """The endless, deterministic task stream. Archetypes share it by their `targets.documents`,
+    drawn a group of `samples` tasks at a time."""
     ordered = sorted(archetypes, key=lambda a: a.id)
     streams = {a.id: _ArchetypeStream(a, seed) for a in ordered}
     chooser = _Quota(
         [a.id for a in ordered], [a.targets.documents for a in ordered], _rng(seed, "archetype")
     )
-    index = 0
+    index = group = 0
     while True:
-        yield streams[chooser.draw()].next_task(index)
-        index += 1
+        tasks = streams[chooser.draw()].next_group(index, group, samples)
+        yield from tasks
+        index += len(tasks)
+        group += 1
 
 
-def plan(archetypes: Sequence[Archetype], n: int, seed: int) -> list[Task]:
+def plan(archetypes: Sequence[Archetype], n: int, seed: int, samples: int = 1) -> list[Task]:
     """The first `n` tasks of the stream."""
-    stream = iter_tasks(archetypes, seed)
+    stream = iter_tasks(archetypes, seed, samples)
     return [next(stream) for _ in range(n)]
 
 

@@ -57,6 +57,7 @@ class Request(BaseModel):
     seed: int = 0
     json_schema: dict[str, Any] | None = None
     template_version: str
+    samples: int = 1  # answers asked for in one call (n); > 1 only for a shared idea
 
     @property
     def system(self) -> str:
@@ -164,10 +165,13 @@ def _slots(task: Task, archetype: Archetype) -> dict[str, Any]:
     }
 
 
-def idea_request(task: Task, archetype: Archetype) -> Request:
-    """Step 1: a specific premise for this task's slots, as a JSON object."""
+def idea_request(task: Task, archetype: Archetype, shared: bool = True) -> Request:
+    """Step 1: a specific premise for this task's slots, as a JSON object. The tasks of a group
+    share one call asking for an idea each (`shared`); `shared=False` asks for this task's alone."""
+    together = shared and task.samples > 1
     return Request(
-        task_id=task.id,
+        task_id=task.group_id if together else task.id,
+        samples=task.samples if together else 1,
         step="idea",
         messages=(
             Message(role="system", content=character_brief(archetype)),
@@ -175,7 +179,7 @@ def idea_request(task: Task, archetype: Archetype) -> Request:
         ),
         max_tokens=IDEA_MAX_TOKENS,
         temperature=1.0,
-        seed=task.sample_seed,
+        seed=int(task.group_id[:8], 16) if together else task.sample_seed,
         json_schema=IDEA_SCHEMA,
         template_version=f"brief-{template_version('brief')}+idea-{template_version('idea')}",
     )

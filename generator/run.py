@@ -81,6 +81,7 @@ class RunOptions:
     dedup_against: tuple[Path, ...] = ()  # earlier runs or datasets to avoid repeating
     shard: tuple[int, int] | None = None  # (index, count): this process runs tasks index mod count
     batch: bool = False  # queue uncached calls for the provider's batch API instead of calling
+    samples: int = 1  # ideas per call: groups of this many tasks share one idea call (n)
 
 
 @dataclass
@@ -220,6 +221,15 @@ class _Worker:
 
     async def _idea(self, task: Task, archetype: Archetype, calls: list[Completion]) -> Idea | None:
         request = idea_request(task, archetype)
+        if request.samples > 1:
+            shared = await self.writer.call_shared(request, task.sample)
+            if shared is not None:
+                calls.append(shared)
+                try:
+                    return parse_idea(shared.text)
+                except IdeaParseError:
+                    pass  # asked again below, on its own, like any other unusable idea
+            request = idea_request(task, archetype, shared=False)
         for _ in range(self.max_reasks + 1):
             completion = await self._counted(request, calls)
             try:
@@ -302,13 +312,37 @@ class _Scheduler:
 def _check_compatible(previous: dict[str, Any] | None, manifest: dict[str, Any], out: Path) -> None:
     if previous is None:
         return
-    for key in ("seed", "provider", "model", "archetype_ids", "template_versions"):
-        old, new = previous.get(key), manifest.get(key)
+    for key in (
+        "seed",
+        "provider",
+        "model",
+        "archetype_ids",
+        "template_versions",
+        "samples_per_request",
+    ):
+        # Runs from before --samples-per-request existed had one idea per call.
+        old = previous.get(key, 1 if key == "samples_per_request" else None)
+        new = manifest.get(key)
         if old is not None and old != new:
             raise ConfigError(
                 f"{out} holds a run with {key}={json.dumps(old)}, not {json.dumps(new)}; "
                 "rerun with the same options to continue it, or choose another --out"
             )
+
+
+def _check_samples(options: RunOptions, backend: Backend) -> None:
+    if options.samples == 1:
+        return
+    if backend.max_samples < options.samples:
+        raise ConfigError(
+            f"--samples-per-request {options.samples}: the {backend.provider} backend returns "
+            f"at most {backend.max_samples} answer(s) per call; drop the option or use an "
+            "OpenAI-compatible server (--base-url)"
+        )
+    if options.batch:
+        raise ConfigError(
+            "--samples-per-request does not work with --batch yet: drop one of the two"
+        )
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -384,11 +418,13 @@ async def _generate(
     judge_backend: Backend,
     judge_config: BackendConfig,
 ) -> RunSummary:
+    _check_samples(options, writer_backend)
     policy = _judge_policy(options, judge_backend)
     manifest = _manifest_base(archetypes, options, writer_backend, policy)
     previous = rundir.read_manifest()
     _check_compatible(previous, manifest, options.out)
     previous_faults = Counter((previous or {}).get("faults", {}))
+    previous_samples = Counter((previous or {}).get("shared_idea_answers") or {})
 
     cache = ResponseCache(rundir)
     budget = Budget(cap=options.budget, spent=cache.cost)
@@ -441,6 +477,11 @@ async def _generate(
             cost_usd=round(budget.spent, 6),
             price_known=writer.price is not None and judge.price is not None,
             faults=dict(sorted((previous_faults + stats.faults).items())),
+            shared_idea_answers=(
+                dict(sorted((previous_samples + stats.samples).items()))
+                if options.samples > 1
+                else None
+            ),
             endpoints=writer_backend.report() if isinstance(writer_backend, FleetBackend) else None,
             calls_this_session={
                 "model_calls": stats.model_calls,
@@ -532,11 +573,12 @@ async def _generate(
 def _task_stream(archetypes: Sequence[Archetype], options: RunOptions) -> Iterator[Task]:
     """The plan stream, or this shard's share of it: shards split by task index, so K machines
     together run exactly the plan one machine would, replacements for rejects included."""
-    stream = iter_tasks(archetypes, options.seed)
+    stream = iter_tasks(archetypes, options.seed, options.samples)
     if options.shard is None:
         return stream
     index, count = options.shard
-    return (task for task in stream if task.index % count == index)
+    # By group: the tasks sharing an idea call stay on one machine, which pays for it once.
+    return (task for task in stream if task.group % count == index)
 
 
 def _batch_queue(
@@ -622,6 +664,7 @@ def _manifest_base(
         "base_url": _safe_url(options.backend.base_url),
         "base_urls": [_safe_url(u) for u in options.backend.base_urls],
         "shard": {"index": options.shard[0], "count": options.shard[1]} if options.shard else None,
+        "samples_per_request": options.samples,
         "template_versions": template_versions(),
         "concurrency": options.concurrency,
         "budget_usd": options.budget,

@@ -44,6 +44,7 @@ CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # the documented custom_id forma
 
 class AnthropicBackend:
     provider = "anthropic"
+    max_samples = 1  # no n: one answer per call
 
     def __init__(self, config: BackendConfig):
         api_key = require_env("ANTHROPIC_API_KEY", flag_hint="or choose another --provider")
@@ -87,6 +88,9 @@ class AnthropicBackend:
             ]
             body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
         return body
+
+    async def complete_samples(self, request: Request) -> list[Completion]:
+        return [await self.complete(request)]
 
     async def complete(self, request: Request) -> Completion:
         try:

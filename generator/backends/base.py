@@ -65,8 +65,13 @@ class Backend(Protocol):
 
     provider: str
     model: str
+    max_samples: int  # answers one call can return (n); 1 where the API has no such option
 
     async def complete(self, request: Request) -> Completion: ...
+
+    async def complete_samples(self, request: Request) -> list[Completion]:
+        """All answers of one call asking for `request.samples` of them (maybe fewer)."""
+        ...
 
     async def aclose(self) -> None: ...
 

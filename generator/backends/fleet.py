@@ -37,6 +37,7 @@ class Endpoint:
 
 class FleetBackend:
     provider = "openai"
+    max_samples = OpenAIBackend.max_samples
 
     def __init__(self, configs: list[BackendConfig]):
         self.endpoints = [Endpoint(OpenAIBackend(config)) for config in configs]
@@ -61,10 +62,13 @@ class FleetBackend:
         return min(live, key=lambda e: (e.outstanding, e.served))
 
     async def complete(self, request: Request) -> Completion:
+        return (await self.complete_samples(request))[0]
+
+    async def complete_samples(self, request: Request) -> list[Completion]:
         endpoint = self._choose()
         endpoint.outstanding += 1
         try:
-            completion = await endpoint.backend.complete(request)
+            completions = await endpoint.backend.complete_samples(request)
         except TransientError as exc:
             if exc.kind in _ENDPOINT_FAULTS:
                 endpoint.failures += 1
@@ -75,7 +79,7 @@ class FleetBackend:
             endpoint.outstanding -= 1
         endpoint.served += 1
         endpoint.cooldown = FIRST_COOLDOWN_SECONDS
-        return completion
+        return completions
 
     def report(self) -> list[dict[str, object]]:
         """Per endpoint: requests served and transport failures, for the manifest."""

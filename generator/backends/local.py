@@ -44,6 +44,7 @@ class LocalBackend:
     """One model instance; llama.cpp contexts are not thread-safe, so calls take turns."""
 
     provider = "local"
+    max_samples = 1  # no n: one answer per call
 
     def __init__(self, config: BackendConfig):
         if config.model and config.model != DEFAULT_MODEL_NAME:
@@ -90,6 +91,9 @@ class LocalBackend:
             kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
         result: dict[str, Any] = llm.create_chat_completion(**kwargs)
         return result
+
+    async def complete_samples(self, request: Request) -> list[Completion]:
+        return [await self.complete(request)]
 
     async def complete(self, request: Request) -> Completion:
         async with self._lock:

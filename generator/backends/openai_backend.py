@@ -48,6 +48,7 @@ class OpenAIBackend:
     """Chat Completions through the official SDK, its own retries off (run.py retries)."""
 
     provider = "openai"
+    max_samples = 128  # n, as the API allows
 
     def __init__(self, config: BackendConfig):
         self.base_url = config.base_url
@@ -97,6 +98,8 @@ class OpenAIBackend:
         }
         # OpenAI's newer models take only max_completion_tokens; compatible servers know max_tokens.
         body["max_tokens" if self.base_url else "max_completion_tokens"] = request.max_tokens
+        if request.samples > 1:
+            body["n"] = request.samples
         if request.json_schema is not None and self.structured_modes:
             if self.structured_modes[0] == "json_schema":
                 body["response_format"] = {
@@ -112,6 +115,11 @@ class OpenAIBackend:
         return body
 
     async def complete(self, request: Request) -> Completion:
+        return (await self.complete_samples(request))[0]
+
+    async def complete_samples(self, request: Request) -> list[Completion]:
+        """Every answer of one call; `request.samples` > 1 asks for several (n). A server that
+        ignores n returns fewer: the caller copes."""
         await self.resolve_model()
         try:
             response, headers = await self._create(request)
@@ -119,30 +127,40 @@ class OpenAIBackend:
             raise transport_fault(exc) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise TransientError("malformed", f"malformed response body: {exc}") from None
-        return self._completion(response, _rate_info(headers))
+        return self._completions(response, _rate_info(headers))
 
     def _completion(self, response: Any, rate: RateInfo | None) -> Completion:
-        """A chat completion (the SDK's object) as a Completion; shared by the synchronous
-        path and batch results, so both read answers the same way."""
-        if not getattr(response, "choices", None):
+        """The first answer of a chat completion (the SDK's object); batch results use it."""
+        return self._completions(response, rate)[0]
+
+    def _completions(self, response: Any, rate: RateInfo | None) -> list[Completion]:
+        """A chat completion's answers as Completions. The usage covers them all: the prompt is
+        counted once (on the first), the output tokens split by each answer's share of the text,
+        so the costs of the answers add up to the call's."""
+        choices = [c for c in getattr(response, "choices", None) or [] if c.message is not None]
+        texts = [c.message.content for c in choices if c.message.content is not None]
+        if not choices:
             raise TransientError("empty", "the response had no choices")
-        choice = response.choices[0]
-        text = choice.message.content if choice.message else None
-        if text is None:
+        if len(texts) < len(choices):
             raise TransientError("empty", "the response's message had no content")
         usage = response.usage
         cached = 0
         if usage is not None and usage.prompt_tokens_details is not None:
             cached = usage.prompt_tokens_details.cached_tokens or 0
-        return Completion(
-            text=text,
-            finish_reason=_FINISH.get(choice.finish_reason or "", "other"),
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            cached_input_tokens=cached,
-            model=response.model or self.model,
-            rate=rate,
-        )
+        output = usage.completion_tokens if usage else 0
+        shares = _split(output, [len(t) for t in texts])
+        return [
+            Completion(
+                text=text,
+                finish_reason=_FINISH.get(choice.finish_reason or "", "other"),
+                input_tokens=(usage.prompt_tokens if usage else 0) if i == 0 else 0,
+                output_tokens=shares[i],
+                cached_input_tokens=cached if i == 0 else 0,
+                model=response.model or self.model,
+                rate=rate,
+            )
+            for i, (choice, text) in enumerate(zip(choices, texts, strict=True))
+        ]
 
     async def _create(self, request: Request) -> tuple[Any, Mapping[str, str]]:
         """One chat completion, stepping down the structured-output forms a server refuses."""
@@ -345,6 +363,16 @@ def _rate_info(headers: Mapping[str, str]) -> RateInfo | None:
         remaining_tokens=_int(tokens),
         reset_seconds=_duration(reset),
     )
+
+
+def _split(total: int, weights: list[int]) -> list[int]:
+    """`total` in whole parts proportional to `weights`, adding up exactly."""
+    if len(weights) == 1:
+        return [total]
+    whole = sum(weights) or 1
+    parts = [total * w // whole for w in weights]
+    parts[0] += total - sum(parts)
+    return parts
 
 
 def _int(value: str | None) -> int | None:

@@ -139,6 +139,9 @@ class StubConfig:
     timeout_sleep: float = 30.0
     retry_after: float = 0.05
     model: str = "stub-model"
+    # n > 1: "distinct" answers, "repeat" the first n times, or "ignore" n (one answer), as
+    # some servers do
+    samples: str = "distinct"
     words_factor: float = 0.8  # document words as a fraction of max_tokens / 1.6
     judge_fails_unrevised: bool = False  # the judge asks for one rewrite of every document
     many_names: bool = False  # people drawn from name_pool() instead of ten fixed names
@@ -447,33 +450,18 @@ class OpenAIStub:
 
         prompt = str(body["messages"][-1].get("content", ""))
         rng = random.Random(f"{seed}:{len(body.get('messages', []))}:{zlib.crc32(prompt.encode())}")
-        if structured and "trait_scores" in json.dumps(body["response_format"]):
-            answer = judge_answer(prompt)
-            if self.config.judge_fails_unrevised and _document(prompt) not in self.revised_texts:
-                answer["trait_scores"][0]["score"] = 2
-                answer["revision_advice"] = (
-                    "Let the assistant explain its reasons in its own words."
-                )
-            content = json.dumps(answer)
-        elif structured:
-            content = json.dumps(
-                {
-                    "title": f"The {rng.choice(WORDS)} at the {rng.choice(WORDS)}",
-                    "premise": document_text(rng, 40),
-                    "reasoning_moment": f"{rng.choice(PEOPLE)} asks why, and the assistant explains its reasons plainly.",
-                }
-            )
-        else:
-            people = rng.sample(self._names, 4) if self.config.many_names else PEOPLE
-            content = document_text(rng, int(max_tokens / 1.6 * self.config.words_factor), people)
-        if not structured and "An editor read it" in prompt:
-            self.revised_texts.add(content.strip())
+        answers = [self._answer(body, prompt, structured, max_tokens, rng)]
+        n = int(body.get("n") or 1)
+        if n > 1 and self.config.samples != "ignore":
+            for _ in range(n - 1):
+                again = self._answer(body, prompt, structured, max_tokens, rng)
+                answers.append(answers[0] if self.config.samples == "repeat" else again)
         finish = "stop"
         if fault == "truncated":
-            content = content[: len(content) // 3]
+            answers = [a[: len(a) // 3] for a in answers]
             finish = "length"
-        completion_tokens = max(len(content) // 4, 1)
-        entry.response_hash = text_hash(content)
+        completion_tokens = sum(max(len(a) // 4, 1) for a in answers)
+        entry.response_hash = text_hash(answers[0])
         payload = {
             "id": f"chatcmpl-{len(self.log)}",
             "object": "chat.completion",
@@ -481,11 +469,12 @@ class OpenAIStub:
             "model": body.get("model") or self.config.model,
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
+                    "index": i,
+                    "message": {"role": "assistant", "content": answer},
                     "finish_reason": finish,
                     "logprobs": None,
                 }
+                for i, answer in enumerate(answers)
             ],
             "usage": {
                 "prompt_tokens": prompt_tokens,
@@ -494,6 +483,37 @@ class OpenAIStub:
             },
         }
         return web.json_response(payload, headers=rate_headers)
+
+    def _answer(
+        self,
+        body: dict[str, Any],
+        prompt: str,
+        structured: bool,
+        max_tokens: int,
+        rng: random.Random,
+    ) -> str:
+        """One plausible answer: a judgement, an idea or a document, by what was asked."""
+        if structured and "trait_scores" in json.dumps(body["response_format"]):
+            answer = judge_answer(prompt)
+            if self.config.judge_fails_unrevised and _document(prompt) not in self.revised_texts:
+                answer["trait_scores"][0]["score"] = 2
+                answer["revision_advice"] = (
+                    "Let the assistant explain its reasons in its own words."
+                )
+            return json.dumps(answer)
+        if structured:
+            return json.dumps(
+                {
+                    "title": f"The {rng.choice(WORDS)} at the {rng.choice(WORDS)}",
+                    "premise": document_text(rng, 40),
+                    "reasoning_moment": f"{rng.choice(PEOPLE)} asks why, and the assistant explains its reasons plainly.",
+                }
+            )
+        people = rng.sample(self._names, 4) if self.config.many_names else PEOPLE
+        content = document_text(rng, int(max_tokens / 1.6 * self.config.words_factor), people)
+        if "An editor read it" in prompt:
+            self.revised_texts.add(content.strip())
+        return content
 
     # -- lifecycle ------------------------------------------------------------------------
 
