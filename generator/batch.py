@@ -32,6 +32,7 @@ import json
 import random
 import re
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -112,7 +113,14 @@ class BatchBackend(Backend, Protocol):
 
     def parse_batch_result(self, body: dict[str, Any]) -> Completion: ...
 
-    async def batch_create(self, lines: Sequence[dict[str, Any]]) -> BatchInfo: ...
+    async def batch_create(self, lines: Sequence[dict[str, Any]], submission: str) -> BatchInfo:
+        """Create a batch, tagged with `submission` where the provider keeps tags."""
+        ...
+
+    async def batch_find(self, submission: str, since: str) -> BatchInfo | None:
+        """The batch created under `submission` (at or after `since`), if the provider can
+        tell; None when it has none, or cannot search."""
+        ...
 
     async def batch_get(self, batch_id: str) -> BatchInfo: ...
 
@@ -223,8 +231,20 @@ class _Ledger:
         self.rundir.append(BATCHES, line)
         self._merge(line)
 
+    def batch_ids(self) -> list[str]:
+        """The provider batches (not the submission records)."""
+        return [i for i, r in self.records.items() if "submission_record" not in r]
+
+    def unresolved(self) -> list[str]:
+        """Submission records whose batch creation never reported back (the process died)."""
+        return [
+            i
+            for i, r in self.records.items()
+            if "submission_record" in r and r.get("status") == "submitting"
+        ]
+
     def in_flight(self) -> set[str]:
-        """Custom ids of every batch not yet collected."""
+        """Custom ids of every batch not yet collected, and of submissions not resolved."""
         ids: set[str] = set()
         for record in self.records.values():
             if not record.get("collected"):
@@ -316,29 +336,66 @@ class BatchQueue:
             max_bytes=self.backend.batch_max_bytes,
             size=lambda entry: len(batch_line_bytes(entry[2])),
         ):
-            info = await _call(
-                lambda chunk=chunk: self.backend.batch_create([line for _, _, line in chunk]),
-                retryable=_CREATE_RETRYABLE,
-            )
             requests = {key: {"task_id": r.task_id, "step": r.step} for key, r, _ in chunk}
-            self._ledger.write(
-                "created",
-                {
-                    "id": info.id,
-                    "provider": self.backend.provider,
-                    "model": self.backend.model,
-                    "base_url": _safe_url(getattr(self.backend, "base_url", None)),
-                    "created_at": info.created_at or _now(),
-                    **_provider_fields(info),
-                    "requests": requests,
-                    "collected": False,
-                },
-            )
+            info = await self._create(requests, [line for _, _, line in chunk])
             for key in requests:
                 self._pending.pop(key, None)
                 self._in_flight.add(key)
-            created.append(self._ledger.info(info.id))
+            created.append(info)
         return created
+
+    async def _create(self, requests: dict[str, dict[str, str]], lines: list[dict]) -> BatchInfo:
+        """Create one batch, written ahead: the submission is recorded before the provider is
+        asked, so a process that dies after the provider created the batch but before the
+        batch was recorded leaves a trace; the next `batch status` or `collect` finds that
+        batch by its tag (OpenAI) instead of the run paying for its requests twice."""
+        submission = uuid.uuid4().hex
+        record_id = f"submission-{submission}"
+        where = {
+            "provider": self.backend.provider,
+            "model": self.backend.model,
+            "base_url": _safe_url(getattr(self.backend, "base_url", None)),
+        }
+        self._ledger.write(
+            "submitting",
+            {
+                "id": record_id,
+                "submission_record": True,
+                "submission": submission,
+                **where,
+                "status": "submitting",
+                "created_at": _now(),
+                "requests": requests,
+                "collected": False,
+            },
+        )
+        try:
+            info = await _call(
+                lambda: self.backend.batch_create(lines, submission),
+                retryable=_CREATE_RETRYABLE,
+            )
+        except Exception:
+            # The provider said no, or never answered: nothing to find later.
+            self._ledger.write("not-submitted", _resolved(record_id, "not-submitted"))
+            raise
+        self._ledger.write(
+            "created",
+            {
+                "id": info.id,
+                "submission": submission,
+                **where,
+                "created_at": info.created_at or _now(),
+                **_provider_fields(info),
+                "requests": requests,
+                "collected": False,
+            },
+        )
+        self._ledger.write("submitted", _resolved(record_id, "submitted", info.id))
+        return self._ledger.info(info.id)
+
+
+def _resolved(record_id: str, status: str, batch_id: str | None = None) -> dict[str, Any]:
+    return {"id": record_id, "status": status, "collected": True, "batch": batch_id}
 
 
 def split(
@@ -363,6 +420,13 @@ def split(
 
 
 # -- status, collect, cancel --------------------------------------------------------------------
+
+
+async def settle(run_dir: Path | RunDir, *, base_url: str | None = None) -> list[str]:
+    """Settle submissions cut short by a dead process (see `_Session.resolve_submissions`);
+    a line for the user about each. status, collect and cancel settle them too, silently."""
+    async with _Session(run_dir, base_url) as session:
+        return await session.resolve_submissions()
 
 
 async def status(run_dir: Path | RunDir, *, base_url: str | None = None) -> list[BatchInfo]:
@@ -463,9 +527,55 @@ class _Session:
             self._backends[key] = backend  # type: ignore[assignment]
         return self._backends[key]
 
+    async def resolve_submissions(self) -> list[str]:
+        """Settle submissions whose process died before recording the batch: adopt the batch
+        the provider holds under the submission's tag, or give the requests back to the run
+        (the next `generate` sends them again). Returns a line for each, for the user."""
+        notes: list[str] = []
+        for record_id in self.ledger.unresolved():
+            record = self.ledger.records[record_id]
+            backend = self.backend(record_id)
+            found = await _call(
+                lambda b=backend, r=record: b.batch_find(r["submission"], r["created_at"])
+            )
+            requests = record.get("requests", {})
+            if found is not None:
+                self.ledger.write(
+                    "adopted",
+                    {
+                        "id": found.id,
+                        "submission": record["submission"],
+                        **{k: record[k] for k in ("provider", "model", "base_url")},
+                        "created_at": found.created_at or record["created_at"],
+                        **_provider_fields(found),
+                        "requests": requests,
+                        "collected": False,
+                    },
+                )
+                self.ledger.write("adopted", _resolved(record_id, "adopted", found.id))
+                notes.append(
+                    f"found batch {found.id}, created when an earlier run was cut short, "
+                    f"with {len(requests)} requests: it is followed like the others"
+                )
+                continue
+            self.ledger.write("lost", _resolved(record_id, "lost"))
+            notes.append(
+                f"a batch submission of {len(requests)} requests from {record['created_at']} "
+                "was cut short and the provider holds no batch found for it"
+                + (
+                    ""
+                    if record["provider"] == "openai"
+                    else " (Anthropic batches carry no tag to find them by: if the console "
+                    "shows an unknown batch from then, cancel it)"
+                )
+                + "; the next `generate` sends those requests again"
+            )
+        return notes
+
     async def refresh(self) -> list[BatchInfo]:
+        await self.resolve_submissions()
         infos: list[BatchInfo] = []
-        for batch_id in self.ledger.records:
+        for batch_id in self.ledger.batch_ids():
             info = self.ledger.info(batch_id)
             if not info.ended and not info.collected:
                 backend = self.backend(batch_id)

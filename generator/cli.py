@@ -631,6 +631,11 @@ def _print_batches(infos: list[Any]) -> None:
         click.echo(f"{info.id}  {info.provider}  {state:<12} {info.requests} requests  {counts}")
 
 
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+
+
 @batch.command(name="status")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def batch_status(run_dir: Path) -> None:
@@ -639,6 +644,7 @@ def batch_status(run_dir: Path) -> None:
 
     from generator import batch as batches
 
+    _print_notes(asyncio.run(batches.settle(run_dir)))
     _print_batches(asyncio.run(batches.status(run_dir)))
 
 
@@ -651,6 +657,7 @@ def batch_collect(run_dir: Path, prices: Path | None) -> None:
 
     from generator import batch as batches
 
+    _print_notes(asyncio.run(batches.settle(run_dir)))
     summary = asyncio.run(batches.collect(run_dir, prices_file=prices))
     click.echo(summary.line())
     click.echo("rerun the same `archetypes generate ... --batch` command to continue the run")
@@ -664,6 +671,7 @@ def batch_cancel(run_dir: Path) -> None:
 
     from generator import batch as batches
 
+    _print_notes(asyncio.run(batches.settle(run_dir)))
     _print_batches(asyncio.run(batches.cancel(run_dir)))
 
 

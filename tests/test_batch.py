@@ -210,16 +210,22 @@ async def test_openai_create_progress_partial_failure_collect_twice(
         assert line["body"] == body_backend._body(make_request(i)), "same body as a sync call"
     await body_backend.aclose()
     assert upload["upload"][0]["body"]["response_format"]["type"] == "json_schema"
+    submission = create["json"]["metadata"].pop("submission")
     assert create["json"] == {
         "input_file_id": "file-8kWkPZ3yJm2GQ1xvTEvFNb",
         "endpoint": "/v1/chat/completions",
         "completion_window": "24h",
         "metadata": {"tool": "archetype-corpus"},
     }
+    # The tag written ahead in the run's ledger, to find the batch if the process dies.
+    ledger = read_jsonl(run / "batches.jsonl")
+    assert [line["event"] for line in ledger] == ["submitting", "created", "submitted"]
+    assert ledger[0]["submission"] == ledger[1]["submission"] == submission
     assert [(i.id, i.status, i.ended, i.requests) for i in infos] == [
         ("batch_6921a0c4e2f88190a4b7d7c4c5b2e0f1", "validating", False, 4)
     ]
-    record = read_jsonl(run / BATCHES)[0]
+    record = read_jsonl(run / BATCHES)[1]
+    assert record["event"] == "created"
     assert record["requests"][key(1)] == {"task_id": "candid-counsel-1-0001", "step": "idea"}
     assert record["provider"] == "openai" and record["model"] == "gpt-4.1-mini"
 
@@ -338,7 +344,7 @@ async def test_openai_splits_by_request_count(replay: Replay, tmp_path: Path) ->
     assert [len(u) for u in uploads] == [5, 5, 2]
     assert [line["custom_id"] for u in uploads for line in u] == [key(i) for i in range(1, 13)]
     assert len({i.id for i in infos}) == 3
-    records = read_jsonl(run / BATCHES)
+    records = [r for r in read_jsonl(run / BATCHES) if r["event"] == "created"]
     assert sorted(k for r in records for k in r["requests"]) == sorted(key(i) for i in range(1, 13))
     assert_no_secrets(run, server)
 

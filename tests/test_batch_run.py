@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from generator import batch
+from generator.backends.base import BackendConfig, create_backend
+from generator.prompts import Message, Request
+from generator.rundir import RunDir
 from tests.conftest import LIBRARY, read_jsonl, run_cli
 from tests.support.openai_batch_stub import OpenAIBatchStub
 
@@ -88,3 +92,97 @@ def test_batch_needs_a_batch_capable_provider(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--batch needs --provider openai or anthropic" in result.stderr
+
+
+class Died(BaseException):
+    """The process dying at a chosen moment (BaseException: nothing may catch it)."""
+
+
+def _requests(count: int) -> dict[str, Request]:
+    return {
+        f"{i:032x}": Request(
+            task_id=f"task-{i}",
+            step="write",
+            messages=(Message(role="user", content=f"Write document number {i}."),),
+            max_tokens=200,
+            template_version="1",
+        )
+        for i in range(count)
+    }
+
+
+async def _submit_until(out: Path, stub: OpenAIBatchStub, die_on: str) -> None:
+    """Submit three requests, dying right after the ledger event `die_on` would be written."""
+    backend = create_backend(BackendConfig("openai", "stub-model", base_url=stub.base_url))
+    original = batch._Ledger.write
+
+    def write(self: batch._Ledger, event: str, fields: dict) -> None:
+        if event == die_on:
+            raise Died
+        original(self, event, fields)
+
+    try:
+        with RunDir(out) as rundir:
+            queue = batch.BatchQueue(rundir, backend)
+            for key, request in _requests(3).items():
+                queue.defer(key, request)
+            batch._Ledger.write = write  # type: ignore[method-assign]
+            with pytest.raises(Died):
+                await queue.submit()
+    finally:
+        batch._Ledger.write = original  # type: ignore[method-assign]
+        await backend.aclose()
+
+
+async def test_a_batch_whose_creator_died_is_found_and_not_paid_twice(
+    batch_stub: OpenAIBatchStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY["OPENAI_API_KEY"])
+    out = tmp_path / "run"
+    # The provider created the batch; the process died before recording it.
+    await _submit_until(out, batch_stub, die_on="created")
+    assert len(batch_stub.batches) == 1
+
+    with RunDir(out) as rundir:
+        queue = batch.BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
+        for key, request in _requests(3).items():
+            queue.defer(key, request)
+        assert queue.pending() == 0 and queue.waiting() == 3, "the submission is still owed"
+
+    notes = await batch.settle(out)
+    assert len(notes) == 1 and "found batch" in notes[0]
+    summary = await batch.collect(out)
+    assert summary.succeeded + summary.errored == 3
+    assert len(batch_stub.batches) == 1, "nothing was submitted twice"
+    paid = {line["key"] for line in read_jsonl(out / "cache.jsonl")}
+    assert paid <= set(_requests(3)) and len(paid) == summary.succeeded
+    assert await batch.settle(out) == [], "settled once"
+
+
+async def test_a_submission_that_never_reached_the_provider_is_given_back(
+    batch_stub: OpenAIBatchStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY["OPENAI_API_KEY"])
+    out = tmp_path / "run"
+    backend = create_backend(BackendConfig("openai", "stub-model", base_url=batch_stub.base_url))
+
+    async def dies(lines: object, submission: str) -> None:
+        raise Died  # after the write-ahead record, before the provider heard of it
+
+    backend.batch_create = dies  # type: ignore[method-assign]
+    with RunDir(out) as rundir:
+        queue = batch.BatchQueue(rundir, backend)
+        for key, request in _requests(3).items():
+            queue.defer(key, request)
+        with pytest.raises(Died):
+            await queue.submit()
+    await backend.aclose()
+    assert batch_stub.batches == {}
+
+    notes = await batch.settle(out)
+    assert len(notes) == 1 and "sends those requests again" in notes[0]
+    with RunDir(out) as rundir:
+        queue = batch.BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
+        for key, request in _requests(3).items():
+            queue.defer(key, request)
+        assert queue.pending() == 3, "given back to the run"

@@ -151,10 +151,15 @@ class AnthropicBackend:
         # without a schema offers no tools, so its answer never has a tool call.
         return self._completion(Message.construct(**body), structured=True, rate=None)
 
-    async def batch_create(self, lines: Sequence[dict[str, Any]]) -> BatchInfo:
+    async def batch_create(self, lines: Sequence[dict[str, Any]], submission: str) -> BatchInfo:
+        """Message Batches take no metadata: `submission` cannot be attached."""
         with _batch_errors("create the message batch"):
             batch = await self.client.messages.batches.create(requests=list(lines))  # type: ignore[arg-type]
         return self._batch_info(batch)
+
+    async def batch_find(self, submission: str, since: str) -> BatchInfo | None:
+        """A message batch carries no tag to find it by."""
+        return None
 
     async def batch_get(self, batch_id: str) -> BatchInfo:
         with _batch_errors(f"read message batch {batch_id}"):

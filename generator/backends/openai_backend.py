@@ -212,8 +212,9 @@ class OpenAIBackend:
         # synchronous responses, so both paths read the same fields the same way.
         return self._completion(ChatCompletion.construct(**body), None)
 
-    async def batch_create(self, lines: Sequence[dict[str, Any]]) -> BatchInfo:
-        """Upload the lines as a JSONL file and create a 24h batch over it."""
+    async def batch_create(self, lines: Sequence[dict[str, Any]], submission: str) -> BatchInfo:
+        """Upload the lines as a JSONL file and create a 24h batch over it, tagged with the
+        submission id in its metadata (so `batch_find` can find it again)."""
         data = b"".join(batch_line_bytes(line) for line in lines)
         with _batch_errors("upload the batch file"):
             uploaded = await self.client.files.create(
@@ -224,9 +225,21 @@ class OpenAIBackend:
                 input_file_id=uploaded.id,
                 endpoint=BATCH_ENDPOINT,
                 completion_window="24h",
-                metadata={"tool": "archetype-corpus"},
+                metadata={"tool": "archetype-corpus", "submission": submission},
             )
         return self._batch_info(batch)
+
+    async def batch_find(self, submission: str, since: str) -> BatchInfo | None:
+        """The batch tagged with `submission`, from the list of batches (newest first), looking
+        back to ten minutes before `since`."""
+        cutoff = datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp() - 600
+        with _batch_errors("list batches"):
+            async for batch in self.client.batches.list(limit=100):
+                if (batch.metadata or {}).get("submission") == submission:
+                    return self._batch_info(batch)
+                if batch.created_at < cutoff:
+                    break
+        return None
 
     async def batch_get(self, batch_id: str) -> BatchInfo:
         with _batch_errors(f"read batch {batch_id}"):

@@ -31,6 +31,7 @@ class OpenAIBatchStub(OpenAIStub):
         app.router.add_post("/v1/files", self.upload)
         app.router.add_get("/v1/files/{file_id}/content", self.content)
         app.router.add_post("/v1/batches", self.create_batch)
+        app.router.add_get("/v1/batches", self.list_batches)
         app.router.add_get("/v1/batches/{batch_id}", self.get_batch)
         app.router.add_post("/v1/batches/{batch_id}/cancel", self.cancel_batch)
         return app
@@ -144,6 +145,25 @@ class OpenAIBatchStub(OpenAIStub):
         file_id = f"file-{uuid.uuid4().hex[:24]}"
         self.files[file_id] = "".join(json.dumps(r) + "\n" for r in rows).encode()
         return file_id
+
+    async def list_batches(self, request: web.Request) -> web.Response:
+        """GET /v1/batches: newest first, a cursor page as documented (limit, after)."""
+        newest_first = sorted(self.batches.values(), key=lambda b: b["created_at"], reverse=True)
+        after = request.query.get("after")
+        if after:
+            ids = [b["id"] for b in newest_first]
+            newest_first = newest_first[ids.index(after) + 1 :]
+        limit = int(request.query.get("limit", "20"))
+        page = newest_first[:limit]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(newest_first) > limit,
+            }
+        )
 
     async def get_batch(self, request: web.Request) -> web.Response:
         return web.json_response(self.batches[request.match_info["batch_id"]])
