@@ -6,8 +6,8 @@ Its sustained rate is measured from the stub's own request log (first to last re
 ~3 s of interpreter start-up and imports are left out), and its CPU per request is the marginal
 CPU of a large run over a small one (start-up cancels out). The ceiling is measured against the
 same server in the same run: bare asyncio loops replaying the very request bodies the tool sent,
-with httpx and with aiohttp (the faster is the ceiling), plus the OpenAI SDK as the tool builds
-it (httpx2 transport) and with the SDK's aiohttp transport, for reference.
+with httpx and with aiohttp (the faster is the ceiling), plus the OpenAI SDK with its default httpx2
+pool and with its aiohttp transport (`DefaultAioHttpClient`, what the tool uses), for reference.
 
     python -m bench.overhead [--quick]
 """
@@ -125,15 +125,17 @@ def one_latency(latency: float, concurrency: int, small: int, large: int) -> dic
 
 
 def transport() -> dict[str, str]:
-    import openai._base_client as base
+    from generator.backends.base import BackendConfig
+    from generator.backends.openai_backend import OpenAIBackend
 
-    requires = metadata.requires("openai") or []
+    backend = OpenAIBackend(BackendConfig("openai", "m", base_url="http://127.0.0.1:1/v1"))
+    transport = backend.client._client._transport  # the pool the tool's SDK client sends through
     return {
         "openai": metadata.version("openai"),
         "anthropic": metadata.version("anthropic"),
-        "openai_requires": ", ".join(r for r in requires if "extra" not in r),
-        "sdk_default_client": f"{base.DefaultAsyncHttpxClient.__mro__[1].__module__}.AsyncClient",
         "httpx2": metadata.version("httpx2"),
+        "aiohttp": metadata.version("aiohttp"),
+        "tool_client": f"{type(transport).__module__}.{type(transport).__name__}",
     }
 
 

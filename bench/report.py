@@ -18,7 +18,7 @@ def load(name: str) -> dict[str, Any] | None:
 def overhead(r: dict[str, Any]) -> list[str]:
     lines = [
         "| server latency | concurrency | `archetypes generate` req/s (docs/s) | tool CPU per request | "
-        "ceiling: bare aiohttp | bare httpx | OpenAI SDK, httpx2 (as the tool) | OpenAI SDK, aiohttp |",
+        "ceiling: bare aiohttp | bare httpx | OpenAI SDK, httpx2 pool | OpenAI SDK, aiohttp (as the tool) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for run in r["runs"]:
@@ -37,8 +37,9 @@ def overhead(r: dict[str, Any]) -> list[str]:
     tr = r["transport"]
     lines.append("")
     lines.append(
-        f"SDK transport: openai {tr['openai']} and anthropic {tr['anthropic']} both depend on "
-        f"httpx2 {tr['httpx2']}; the tool's clients use the SDK default, `{tr['sdk_default_client']}`."
+        f"SDK transport: openai {tr['openai']} and anthropic {tr['anthropic']} (httpx2 "
+        f"{tr['httpx2']}); the tool's clients send through `{tr['tool_client']}` (aiohttp "
+        f"{tr['aiohttp']})."
     )
     return lines
 
@@ -55,17 +56,24 @@ def ratelimits(r: dict[str, Any]) -> list[str]:
 
 
 def local_engine(r: dict[str, Any]) -> list[str]:
-    t, d, d2 = r["tool"], r["direct_sequential"], r["direct_two_at_once"]
-    return [
+    t, d, d1 = r["tool"], r["direct_parallel"], r["direct_one_at_a_time"]
+    lines = [
+        f"{r['server']}, {r['model']}, {r['threads']} threads; ideas per request: "
+        f"{r['samples_per_request']}"
+        + (f" (answers {r['shared_idea_answers']})" if r.get("shared_idea_answers") else ""),
+        "",
         "| | requests | tokens/s (prompt + completion) | completion tokens/s |",
         "|---|---|---|---|",
-        f"| `archetypes generate` via llama.cpp server ({r['model']}) | {t['requests']} | "
-        f"{t['tokens_per_s']} | {t['completion_tokens_per_s']} |",
-        f"| same bodies, bare loop, one at a time | {d['requests']} | {d['tokens_per_s']} | "
+        f"| `archetypes generate` | {t['requests']} | {t['tokens_per_s']} | "
+        f"{t['completion_tokens_per_s']} |",
+        f"| same bodies, bare loop, all slots busy | {d['requests']} | {d['tokens_per_s']} | "
         f"{d['completion_tokens_per_s']} |",
-        f"| first two bodies, bare loop, two at once | {d2['requests']} | {d2['tokens_per_s']} | "
-        f"{d2['completion_tokens_per_s']} |",
+        f"| same bodies, bare loop, one at a time | {d1['requests']} | {d1['tokens_per_s']} | "
+        f"{d1['completion_tokens_per_s']} |",
+        f"| tool's share of the server's capacity (the better bare loop) | | "
+        f"{100 * r['tool_share_of_direct']:.0f}% | |",
     ]
+    return lines
 
 
 def postprocess(r: dict[str, Any]) -> list[str]:
@@ -93,6 +101,7 @@ def main() -> None:
         ),
         ("ratelimits", "Rate limits", ratelimits),
         ("local_engine", "Local engine", local_engine),
+        ("local_engine_samples4", "Local engine, four ideas per request", local_engine),
         ("postprocess", "Post-processing at scale", postprocess),
     ]
     machine = None

@@ -10,7 +10,7 @@ CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DLLAMA_BUIL
 PY=.venv/bin/python
 $PY -m bench.overhead "$@"
 $PY -m bench.ratelimits
-$PY -m bench.local_engine
-$PY -m bench.local_engine --samples-per-request 4
+$PY -m bench.local_engine --parallel 1
+$PY -m bench.local_engine --parallel 4 --samples-per-request 4
 $PY -m bench.postprocess
 $PY -m bench.report

@@ -31,7 +31,6 @@ import asyncio
 import json
 import random
 import re
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from generator.backends.base import (
     PermanentError,
     TransientError,
     create_backend,
+    safe_url,
 )
 from generator.errors import BackendError, ConfigError
 from generator.pricing import Price, load_prices
@@ -354,7 +354,7 @@ class BatchQueue:
         where = {
             "provider": self.backend.provider,
             "model": self.backend.model,
-            "base_url": _safe_url(getattr(self.backend, "base_url", None)),
+            "base_url": safe_url(getattr(self.backend, "base_url", None)),
         }
         self._ledger.write(
             "submitting",
@@ -722,13 +722,3 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _safe_url(url: str | None) -> str | None:
-    """A base URL without any user:password part (never written to the run directory)."""
-    if not url:
-        return None
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))

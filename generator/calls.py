@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from generator.backends.base import Backend, Completion, TransientError
+from generator.backends.base import Backend, Completion, PermanentError, TransientError
 from generator.batch import BatchQueue, Deferred
 from generator.pricing import Price
 from generator.prompts import Request
@@ -115,6 +115,7 @@ class ModelCaller:
         # Batch mode: answers not cached yet are queued for a provider batch instead of called.
         self.batch_queue: BatchQueue | None = None
         self._shared: dict[str, asyncio.Future[None]] = {}
+        self.shared_refused: str | None = None  # why the backend refused a shared call
 
     def key(self, request: Request) -> str:
         identity = [
@@ -168,19 +169,23 @@ class ModelCaller:
 
     async def call_shared(self, request: Request, sample: int) -> Completion | None:
         """Answer `sample` of one call asking for `request.samples` answers: the first task of
-        a group to get here pays for the call, the others wait for it. None when the call
-        returned fewer answers, or when this one nearly repeats an earlier answer of the same
-        call (a shared call must not cost diversity): the task then asks on its own."""
+        a group to get here pays for the call, the others wait for it. None when the server
+        refuses several answers per call, when the call returned fewer answers, or when this
+        one nearly repeats an earlier answer of the same call (a shared call must not cost
+        diversity): the task then asks on its own."""
         key = self.key(request)
-        if self.cache.get(_sample_key(key, 0)) is None:
+        if self.cache.get(_sample_key(key, 0)) is not None:
+            self.stats.cache_hits += 1
+        elif self.shared_refused is None:
             pending = self._shared.get(key)
             if pending is None:
                 pending = asyncio.ensure_future(self._pay_shared(key, request))
                 self._shared[key] = pending
                 pending.add_done_callback(lambda _: self._shared.pop(key, None))
             await asyncio.shield(pending)
-        else:
-            self.stats.cache_hits += 1
+        if self.cache.get(_sample_key(key, 0)) is None:  # the server refuses several answers
+            self.stats.samples["refused"] += 1
+            return None
         answers = [self.cache.get(_sample_key(key, i)) for i in range(sample + 1)]
         mine = answers[-1]
         if mine is None:
@@ -199,6 +204,13 @@ class ModelCaller:
         self.budget.reserve(worst)
         try:
             completions = await self._call_with_retries(request)
+        except PermanentError as exc:
+            if exc.fatal:
+                raise
+            # Some servers refuse n > 1 (llama.cpp's with one slot answers 400): every task
+            # of the run then asks for its idea on its own.
+            self.shared_refused = str(exc)
+            return
         finally:
             self.budget.reserved -= worst
         for i, completion in enumerate(completions[: request.samples]):

@@ -31,7 +31,7 @@ import shutil
 import warnings
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -40,11 +40,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, List, Value
-from pydantic import ValidationError
 
 from generator import card
 from generator.errors import ConfigError, OutputError, UserError
-from generator.records import Record
+from generator.records import Record, iter_records
 from generator.rundir import LOCK, MANIFEST, RECORDS, REJECTS
 from generator.tokens import DEFAULT_ENCODING
 
@@ -324,31 +323,6 @@ def _check_not_running(run_dir: Path) -> None:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def iter_records(path: Path, stop_at: int) -> Iterator[Record]:
-    """Records from records.jsonl up to byte `stop_at` (its size when the build started).
-
-    A last line without its newline is a write cut short by a kill: it is skipped, as the run
-    directory itself would trim it.
-    """
-    with path.open("rb") as handle:
-        offset = 0
-        for number, line in enumerate(handle, start=1):
-            offset += len(line)
-            if offset > stop_at or not line.endswith(b"\n"):
-                return
-            if not line.strip():
-                continue
-            try:
-                yield Record.model_validate_json(line)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(map(str, first["loc"])) or "record"
-                raise UserError(
-                    f"{path}:{number}: not a valid record ({where}: {first['msg']}); "
-                    "fix or remove that line, then build again"
-                ) from None
-
-
 def read_rejects(run_dir: Path) -> Counter[str]:
     """Rejections by reason, from rejects.jsonl (read line by line)."""
     reasons: Counter[str] = Counter()
@@ -530,7 +504,7 @@ def _write(
     ids = array("Q")
     stop_at = records_path.stat().st_size
     try:
-        for record in iter_records(records_path, stop_at):
+        for record in iter_records(records_path, stop_at, then="build again"):
             split = assign_split(record.id, options.splits)
             n_tokens = counter.count(record.text)
             writers[split].add(record_to_row(record, n_tokens))

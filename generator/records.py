@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from generator.backends.base import Completion
+from generator.errors import UserError
 from generator.plan import Task
 from generator.prompts import Idea
 from generator.resources import schemas_dir
@@ -207,3 +210,33 @@ def write_record_schema() -> None:
 
 if __name__ == "__main__":
     write_record_schema()
+
+
+def iter_records(
+    path: Path, stop_at: int | None = None, then: str = "run the command again"
+) -> Iterator[Record]:
+    """Records from a records.jsonl, up to byte `stop_at` (default: its size now), so lines
+    appended while reading are left for next time. A last line without its newline is a write
+    cut short by a kill (or still being written) and is skipped, as the run directory itself
+    would trim it. A line that is not a record is one error naming it; `then` says what to do
+    after fixing it."""
+    if not path.exists():
+        return
+    stop_at = path.stat().st_size if stop_at is None else stop_at
+    with path.open("rb") as handle:
+        offset = 0
+        for number, line in enumerate(handle, start=1):
+            offset += len(line)
+            if offset > stop_at or not line.endswith(b"\n"):
+                return
+            if not line.strip():
+                continue
+            try:
+                yield Record.model_validate_json(line)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(map(str, first["loc"])) or "record"
+                raise UserError(
+                    f"{path}:{number}: not a valid record ({where}: {first['msg']}); "
+                    f"fix or remove that line, then {then}"
+                ) from None

@@ -41,7 +41,7 @@ from pydantic import ValidationError
 
 from generator import stats as st
 from generator.errors import OutputError, UserError
-from generator.records import Record
+from generator.records import Record, iter_records
 from generator.resources import templates_dir
 from generator.rundir import MANIFEST, RECORDS, REJECTS
 
@@ -80,31 +80,6 @@ def _read_manifest(run_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def iter_records(path: Path) -> Iterator[Record]:
-    """Records from records.jsonl, up to its size when reading started. A last line without its
-    newline is a write cut short (or still being written) and is skipped."""
-    if not path.exists():
-        return
-    stop_at = path.stat().st_size
-    with path.open("rb") as handle:
-        offset = 0
-        for number, line in enumerate(handle, start=1):
-            offset += len(line)
-            if offset > stop_at or not line.endswith(b"\n"):
-                return
-            if not line.strip():
-                continue
-            try:
-                yield Record.model_validate_json(line)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(map(str, first["loc"])) or "record"
-                raise UserError(
-                    f"{path}:{number}: not a valid record ({where}: {first['msg']}); "
-                    "fix or remove that line, then run the report again"
-                ) from None
 
 
 def _find_briefs(path: Path, wanted: set[str], corpus: st.CorpusStats) -> None:
@@ -878,7 +853,7 @@ def build_report(run_dir: Path, *, embeddings: bool = True) -> ReportResult:
     manifest = _read_manifest(run_dir)
     rejects = st.read_rejects(run_dir / REJECTS)
     corpus = st.CorpusStats(watch={of for _, of, _ in rejects.duplicate_edges})
-    for record in iter_records(run_dir / RECORDS):
+    for record in iter_records(run_dir / RECORDS, then="run the report again"):
         corpus.add(record)
     _find_briefs(run_dir / RECORDS, corpus.missing_briefs(), corpus)
     targets, plan_notes = st.plan_targets(manifest)

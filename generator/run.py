@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from generator.backends.base import (
     PermanentError,
     TransientError,
     create_backend,
+    safe_url,
 )
 from generator.backends.fleet import FleetBackend
 from generator.backends.local import DEFAULT_MODEL_NAME
@@ -345,16 +345,6 @@ def _check_samples(options: RunOptions, backend: Backend) -> None:
         )
 
 
-def _safe_url(url: str | None) -> str | None:
-    """A base URL without any user:password part."""
-    if not url:
-        return None
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def _judge_policy(options: RunOptions, judge_backend: Backend) -> GatePolicy:
     tiny = judge_backend.provider == "local" and judge_backend.model == DEFAULT_MODEL_NAME
     mode: JudgeMode = options.judge_mode or ("advisory" if tiny else "enforce")
@@ -661,8 +651,8 @@ def _manifest_base(
         "n": options.n,
         "provider": backend.provider,
         "model": backend.model,
-        "base_url": _safe_url(options.backend.base_url),
-        "base_urls": [_safe_url(u) for u in options.backend.base_urls],
+        "base_url": safe_url(options.backend.base_url),
+        "base_urls": [safe_url(u) for u in options.backend.base_urls],
         "shard": {"index": options.shard[0], "count": options.shard[1]} if options.shard else None,
         "samples_per_request": options.samples,
         "template_versions": template_versions(),

@@ -702,7 +702,8 @@ class PlanTargets:
 
 
 def plan_targets(manifest: Mapping[str, Any] | None) -> tuple[PlanTargets | None, list[str]]:
-    """Recompute the run's plan from its manifest (archetypes' spec files, seed, n).
+    """Recompute the run's plan from its manifest (archetypes' spec files, seed, n, and ideas
+    per request, which groups the plan).
 
     Each spec is taken from the path the manifest recorded if it still has the run's spec hash,
     else from the starter library's spec of the same id and hash, else from whichever of the two
@@ -734,7 +735,8 @@ def plan_targets(manifest: Mapping[str, Any] | None) -> tuple[PlanTargets | None
             "setting": list(archetype.settings),
             "narrator": list(archetype.narrators),
         }
-    stream = iter_tasks(archetypes, seed)
+    samples = manifest.get("samples_per_request") or 1
+    stream = iter_tasks(archetypes, seed, samples if isinstance(samples, int) else 1)
     for _ in range(n):
         task = next(stream)
         a = task.archetype_id

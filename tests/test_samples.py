@@ -126,6 +126,18 @@ def test_a_server_that_ignores_n_still_gets_every_idea(make_stub, tmp_path: Path
     assert manifest["shared_idea_answers"] == {"used": 2, "missing": 6}
 
 
+def test_a_server_that_refuses_n_is_asked_one_idea_at_a_time(make_stub, tmp_path: Path) -> None:
+    stub = make_stub(keep_bodies=True, samples="refuse")
+    out = tmp_path / "run"
+    result = generate(out, stub.base_url, "-n", "8", "--samples-per-request", "4")
+    assert result.returncode == 0, result.stderr
+    assert len(read_jsonl(out / "records.jsonl")) == 8
+    refused = [b for b in idea_bodies(stub) if b.get("n")]
+    assert len(refused) <= 2, "after a refusal the run stops asking for several answers"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["shared_idea_answers"] == {"refused": 8}
+
+
 def test_shards_keep_groups_whole_and_merge_into_the_plan(make_stub, tmp_path: Path) -> None:
     stub = make_stub(keep_bodies=True)
     out = tmp_path / "run"

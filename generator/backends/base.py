@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
@@ -155,3 +156,14 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(float(value), 0.0)
     except ValueError:
         return None
+
+
+def safe_url(url: str | None) -> str | None:
+    """A base URL without any user:password part, query or fragment: the form written to run
+    directories, manifests and cards."""
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -7,25 +7,22 @@ A cassette is JSON: {"interactions": [{"request": {"method", "path"}, "response"
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from tests.support.threaded_server import ThreadedServer
+
 FILTERED_HEADERS = {"authorization", "x-api-key", "api-key", "cookie"}
 
 
-class CassetteServer:
+class CassetteServer(ThreadedServer):
     def __init__(self, cassette: Path):
         self.interactions: list[dict[str, Any]] = json.loads(cassette.read_text())["interactions"]
         self.received: list[dict[str, Any]] = []
         self.auth_seen: list[bool] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -58,31 +55,11 @@ class CassetteServer:
             content_type="application/json",
         )
 
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
     def start(self) -> str:
-        ready = threading.Event()
-
-        def serve() -> None:
-            self._loop = asyncio.new_event_loop()
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self.handle)
-            runner = web.AppRunner(app, access_log=None)
-            self._loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            self._loop.run_until_complete(site.start())
-            assert site._server is not None
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(runner.cleanup())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self.serve()
         return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)

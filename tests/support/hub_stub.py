@@ -20,16 +20,16 @@ can check the Authorization header, and failures can be injected per endpoint.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from aiohttp import web
+
+from tests.support.threaded_server import ThreadedServer
 
 
 def git_blob_sha1(content: bytes) -> str:
@@ -51,16 +51,12 @@ class LoggedRequest:
     body: bytes
 
 
-class HubStub:
+class HubStub(ThreadedServer):
     def __init__(self) -> None:
         self.repos: dict[str, Repo] = {}
         self.requests: list[LoggedRequest] = []
         # endpoint name ("create", "commit", "preupload", "tree", "info") -> (status, message)
         self.failures: dict[str, tuple[int, str]] = {}
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- what tests look at ---------------------------------------------------------------
 
@@ -294,30 +290,5 @@ class HubStub:
 
     def start(self) -> str:
         """Serve in a background thread; returns the endpoint (http://127.0.0.1:PORT)."""
-        ready = threading.Event()
-
-        def serve() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._runner = web.AppRunner(self.app(), access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            self._loop.run_until_complete(site.start())
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self._runner.cleanup())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self.serve()
         return self.endpoint
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)

@@ -21,7 +21,6 @@ import hashlib
 import json
 import random
 import re
-import threading
 import time
 import zlib
 from collections import Counter
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.support.threaded_server import ThreadedServer
 
 WORDS = [
     "river",
@@ -139,8 +140,8 @@ class StubConfig:
     timeout_sleep: float = 30.0
     retry_after: float = 0.05
     model: str = "stub-model"
-    # n > 1: "distinct" answers, "repeat" the first n times, or "ignore" n (one answer), as
-    # some servers do
+    # n > 1: "distinct" answers, "repeat" the first n times, "ignore" n (one answer) or
+    # "refuse" it (400, as llama.cpp's server with one slot does)
     samples: str = "distinct"
     words_factor: float = 0.8  # document words as a fraction of max_tokens / 1.6
     judge_fails_unrevised: bool = False  # the judge asks for one rewrite of every document
@@ -275,7 +276,7 @@ def judge_answer(prompt: str) -> dict[str, Any]:
     }
 
 
-class OpenAIStub:
+class OpenAIStub(ThreadedServer):
     def __init__(self, config: StubConfig | None = None):
         self.config = config or StubConfig()
         self.rng = random.Random(self.config.seed)
@@ -289,10 +290,6 @@ class OpenAIStub:
             _Bucket.full(self.config.rpm) if self.config.rpm else None,
             _Bucket.full(self.config.tpm) if self.config.tpm else None,
         )
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.port = 0
 
     # -- HTTP -----------------------------------------------------------------------------
 
@@ -450,6 +447,19 @@ class OpenAIStub:
 
         prompt = str(body["messages"][-1].get("content", ""))
         rng = random.Random(f"{seed}:{len(body.get('messages', []))}:{zlib.crc32(prompt.encode())}")
+        if int(body.get("n") or 1) > 1 and self.config.samples == "refuse":
+            entry.outcome = "400-n"
+            return web.json_response(
+                {
+                    "error": {
+                        "code": 400,
+                        "message": "Field 'n': Value must be between 1 <= value <= 1, but got "
+                        f"{body['n']}",
+                        "type": "invalid_request_error",
+                    }
+                },
+                status=400,
+            )
         answers = [self._answer(body, prompt, structured, max_tokens, rng)]
         n = int(body.get("n") or 1)
         if n > 1 and self.config.samples != "ignore":
@@ -519,37 +529,12 @@ class OpenAIStub:
 
     def start(self, port: int = 0) -> str:
         """Serve in a background thread; returns the base URL (http://127.0.0.1:PORT/v1)."""
-        ready = threading.Event()
-
-        def serve() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            self._runner = web.AppRunner(self.app(), access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", port)
-            self._loop.run_until_complete(site.start())
-            server = site._server
-            assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            self._loop.run_forever()
-            self._loop.run_until_complete(self._runner.cleanup())
-            self._loop.close()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        self.serve(port)
         return self.base_url
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
 
 
 def _fault_option(value: str) -> tuple[str, float]:
