@@ -76,6 +76,26 @@ def local_engine(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def shared_ideas(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{r['groups']} groups of {r['samples_per_request']} ideas, {r['model']} on llama-server",
+        "",
+        "| | answers | parsed as ideas | near-repeat pairs | mean pairwise trigram Jaccard | "
+        "server time | input tokens |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, label in (
+        ("one_call_per_group", "one call per group (n)"),
+        ("one_call_per_idea", "one call per idea"),
+    ):
+        m = r[name]
+        lines.append(
+            f"| {label} | {m['answers']} | {m['parsed_as_ideas']} | {m['near_repeat_pairs']} of "
+            f"{m['pairs']} | {m['mean_pairwise_jaccard']} | {m['seconds']} s | {m['input_tokens']:,} |"
+        )
+    return lines
+
+
 def postprocess(r: dict[str, Any]) -> list[str]:
     lines = [
         "| documents | records.jsonl | heuristics | near-dup (check + add) | `archetypes build` | peak memory (heuristics / dedup / build) |",
@@ -102,6 +122,7 @@ def main() -> None:
         ("ratelimits", "Rate limits", ratelimits),
         ("local_engine", "Local engine", local_engine),
         ("local_engine_samples4", "Local engine, four ideas per request", local_engine),
+        ("shared_ideas", "Several ideas per call", shared_ideas),
         ("postprocess", "Post-processing at scale", postprocess),
     ]
     machine = None

@@ -670,6 +670,11 @@ class _Session:
             if price is not None
             else 0.0
         )
+        list_cost = (
+            price.cost(completion.input_tokens, completion.output_tokens)
+            if price is not None
+            else 0.0
+        )
         request = requests[key]
         # The same line ResponseCache.put writes.
         self.rundir.append(
@@ -679,6 +684,7 @@ class _Session:
                 "task_id": request["task_id"],
                 "step": request["step"],
                 "cost_usd": cost,
+                "list_cost_usd": list_cost,
                 "completion": completion.model_dump(mode="json"),
             },
         )

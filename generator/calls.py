@@ -63,23 +63,29 @@ class ResponseCache:
         self.rundir = rundir
         self.entries: dict[str, Completion] = {}
         self.cost = 0.0
+        self.list_cost = 0.0  # the same answers at the full rates: no cache, no batch discount
         self.tokens = 0
         for line in rundir.read_jsonl(CACHE):
+            cost = line.get("cost_usd", 0.0)
             self._remember(
                 line["key"],
                 Completion.model_validate(line["completion"]),
-                line.get("cost_usd", 0.0),
+                cost,
+                line.get("list_cost_usd", cost),
             )
 
-    def _remember(self, key: str, completion: Completion, cost: float) -> None:
+    def _remember(self, key: str, completion: Completion, cost: float, list_cost: float) -> None:
         self.entries[key] = completion
         self.cost += cost
+        self.list_cost += list_cost
         self.tokens += completion.input_tokens + completion.output_tokens
 
     def get(self, key: str) -> Completion | None:
         return self.entries.get(key)
 
-    def put(self, key: str, request: Request, completion: Completion, cost: float) -> None:
+    def put(
+        self, key: str, request: Request, completion: Completion, cost: float, list_cost: float
+    ) -> None:
         self.rundir.append(
             CACHE,
             {
@@ -87,10 +93,11 @@ class ResponseCache:
                 "task_id": request.task_id,
                 "step": request.step,
                 "cost_usd": cost,
+                "list_cost_usd": list_cost,
                 "completion": completion.model_dump(mode="json"),
             },
         )
-        self._remember(key, completion, cost)
+        self._remember(key, completion, cost, list_cost)
 
 
 class ModelCaller:
@@ -134,6 +141,12 @@ class ModelCaller:
             completion.input_tokens, completion.output_tokens, completion.cached_input_tokens
         )
 
+    def list_cost(self, completion: Completion) -> float:
+        """What the answer would have cost without the prompt cache (for the saving reported)."""
+        if self.price is None:
+            return 0.0
+        return self.price.cost(completion.input_tokens, completion.output_tokens)
+
     @staticmethod
     def _prompt_tokens(request: Request) -> int:
         return sum(count_prompt_tokens(m.content) + 4 for m in request.messages)
@@ -164,7 +177,7 @@ class ModelCaller:
             self.budget.reserved -= worst
         cost = self.cost(completion)
         self.budget.spent += cost
-        self.cache.put(key, request, completion, cost)
+        self.cache.put(key, request, completion, cost, self.list_cost(completion))
         return completion
 
     async def call_shared(self, request: Request, sample: int) -> Completion | None:
@@ -216,7 +229,9 @@ class ModelCaller:
         for i, completion in enumerate(completions[: request.samples]):
             cost = self.cost(completion)
             self.budget.spent += cost
-            self.cache.put(_sample_key(key, i), request, completion, cost)
+            self.cache.put(
+                _sample_key(key, i), request, completion, cost, self.list_cost(completion)
+            )
 
     async def _call_with_retries(self, request: Request) -> list[Completion]:
         retrying = AsyncRetrying(

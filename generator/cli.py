@@ -18,6 +18,7 @@ import click
 from generator import __version__, estimate, spec
 from generator.backends.base import BackendConfig
 from generator.errors import ArchetypeCorpusError, ConfigError, SpecError, UserError
+from generator.gates import JudgeMode
 from generator.gates.heuristics import CHECKS as HEURISTIC_CHECKS
 from generator.plan import Task, coverage, default_count, plan
 from generator.prompts import character_brief, judge_rubric
@@ -471,7 +472,7 @@ def generate(
     judge_provider: str | None,
     judge_model: str | None,
     judge_base_url: str | None,
-    judge_mode: str | None,
+    judge_mode: JudgeMode | None,
     relax: tuple[str, ...],
     dedup_against: tuple[Path, ...],
     use_batch: bool,
@@ -512,7 +513,7 @@ def generate(
         prices_file=prices,
         progress=progress,
         judge=_judge_config(writer, judge_provider, judge_model, judge_base_url, timeout),
-        judge_mode=judge_mode,  # type: ignore[arg-type]
+        judge_mode=judge_mode,
         relax=frozenset(relax),
         dedup_against=dedup_against,
         shard=sharding,
@@ -556,7 +557,7 @@ def check(
     judge_provider: str | None,
     judge_model: str | None,
     judge_base_url: str | None,
-    judge_mode: str | None,
+    judge_mode: JudgeMode | None,
     relax: tuple[str, ...],
     specs: tuple[Path, ...],
     apply: bool,
@@ -568,7 +569,7 @@ def check(
 
     writer = _writer_from_manifest(run_dir)
     judge = _judge_config(writer, judge_provider, judge_model, judge_base_url, timeout) or writer
-    summary = run_check(run_dir, judge, judge_mode, frozenset(relax), specs, apply, prices)  # type: ignore[arg-type]
+    summary = run_check(run_dir, judge, judge_mode, frozenset(relax), specs, apply, prices)
     reasons = ", ".join(f"{k} {v}" for k, v in summary.failed.most_common()) or "none"
     click.echo(
         f"checked {summary.checked} documents with judge {summary.judge_model}: "

@@ -159,6 +159,7 @@ def _merged_manifest(
         usage=dict(usage),
         faults=dict(sorted(faults.items())),
         cost_usd=round(sum(float(m.get("cost_usd", 0.0)) for m in manifests), 6),
+        cost_saved_usd=round(sum(float(m.get("cost_saved_usd", 0.0)) for m in manifests), 6),
     )
     first.pop("calls_this_session", None)
     return first

@@ -465,6 +465,8 @@ async def _generate(
             },
             usage=_usage_totals(cache.entries.values()),
             cost_usd=round(budget.spent, 6),
+            # What the prompt cache and the batch discount saved, against the full rates.
+            cost_saved_usd=round(max(cache.list_cost - cache.cost, 0.0), 6),
             price_known=writer.price is not None and judge.price is not None,
             faults=dict(sorted((previous_faults + stats.faults).items())),
             shared_idea_answers=(

@@ -77,5 +77,7 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
     assert manifest["faults"] == {"429": 1, "529": 1}
     assert manifest["usage"]["cached_input_tokens"] == 2310 * 2
     assert manifest["cost_usd"] > 0
+    # The cached brief was read at $0.10 instead of $1.00 per million tokens.
+    assert manifest["cost_saved_usd"] == round(2310 * 2 * (1.00 - 0.10) / 1e6, 6)
     for path in out.iterdir():
         assert FAKE_KEY not in path.read_text(errors="replace"), path
