@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
@@ -163,13 +164,21 @@ class OpenAIBackend:
         ]
 
     async def _create(self, request: Request) -> tuple[Any, Mapping[str, str]]:
-        """One chat completion, stepping down the structured-output forms a server refuses."""
+        """One chat completion, stepping down the structured-output forms a server refuses.
+
+        Sent with the client's plain `post`: `chat.completions.create` first walks the whole
+        body (the JSON schema included) through the SDK's type-driven transform, which cost
+        about 3.5 ms of CPU per request, half the tool's own, for a body that is already in
+        wire form. The answer is read with `construct`, as the SDK itself does."""
         while True:
             try:
-                raw = await self.client.chat.completions.with_raw_response.create(
-                    **self._body(request)
+                raw = await self.client.post(
+                    "/chat/completions", body=self._body(request), cast_to=httpx2.Response
                 )
-                return raw.parse(), raw.headers
+                payload = raw.json()
+                if not isinstance(payload, dict):
+                    raise ValueError("the body is not a JSON object")
+                return ChatCompletion.construct(**payload), raw.headers
             except openai.APIStatusError as exc:
                 if not self._downgrade_structured_output(request, exc):
                     raise _classify_status(exc) from None

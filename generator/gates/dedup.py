@@ -18,7 +18,7 @@ import functools
 import hashlib
 import re
 import zlib
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +37,7 @@ _MIX = np.uint64(1099511628211)  # the 64-bit FNV prime, to combine word hashes 
 _SHIFT32 = np.uint64(32)
 _EMPTY = np.uint32(0xFFFFFFFF)
 _MAX_CACHED_WORDS = 1_000_000
+RECENT_PREPARED = 1024  # prepared documents kept for their second check (see `_prepare`)
 
 # A bounded cache: documents share most of their vocabulary, and crc32 per word is the
 # slowest step otherwise.
@@ -301,7 +302,9 @@ class DedupIndex:
         self._openings: Counter[str] = Counter()
         self._names: Counter[str] = Counter()
         self._kept = 0
-        self._last: tuple[str, str, _Prepared] | None = None
+        # Documents prepared lately, by id: a document is checked when reviewed and again just
+        # before it is kept, with other documents checked in between (concurrent tasks).
+        self._recent: OrderedDict[str, tuple[str, _Prepared]] = OrderedDict()
 
     @classmethod
     def from_texts(cls, items: Iterable[tuple[str, str]], **kwargs: Any) -> DedupIndex:
@@ -338,9 +341,9 @@ class DedupIndex:
         return keys
 
     def _prepare(self, doc_id: str, text: str) -> _Prepared:
-        last = self._last
-        if last is not None and last[0] == doc_id and last[1] == text:
-            return last[2]
+        recent = self._recent.get(doc_id)
+        if recent is not None and recent[0] == text:
+            return recent[1]
         tokens = lang.tokens(text)
         words = list(map(str.lower, tokens))
         shingles = shingle_hashes(words)
@@ -352,7 +355,9 @@ class DedupIndex:
             opening=" ".join(words[: self.opening_words]),
             names=personal_names(text, tokens),
         )
-        self._last = (doc_id, text, prepared)
+        self._recent[doc_id] = (text, prepared)
+        if len(self._recent) > RECENT_PREPARED:
+            self._recent.popitem(last=False)
         return prepared
 
     # --- checking --------------------------------------------------------------------------
