@@ -606,7 +606,16 @@ class _Session:
                     raise BackendError(f"{exc} (after {attempt} attempts)") from None
                 await asyncio.sleep(_backoff(attempt, exc.retry_after))
             except PermanentError as exc:
-                raise _backend_error(exc) from None
+                if not exc.not_found:
+                    raise _backend_error(exc) from None
+                # The provider no longer keeps the results (OpenAI deletes files after about
+                # 30 days; Anthropic keeps results 29 days): what was read is kept, the rest
+                # counts as missing and is asked again by the next run.
+                summary.error_samples.append(
+                    f"batch {info.id}: its results are no longer available ({exc}); what they "
+                    "held is asked again by the next run"
+                )
+                break
         summary.missing = sum(1 for key in requests if key not in seen)
         for error in info.errors:  # why a batch that failed validation has no results
             if len(summary.error_samples) < 5:

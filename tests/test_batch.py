@@ -317,6 +317,28 @@ async def test_openai_expired_batch_keeps_what_finished_and_never_double_counts(
     assert_no_secrets(run, server)
 
 
+async def test_openai_results_no_longer_kept_are_asked_again(
+    replay: Replay, tmp_path: Path
+) -> None:
+    """A batch collected after the provider deleted its output file (404): the batch is closed
+    with its requests counted missing, so the next run defers them again instead of waiting on
+    the batch forever."""
+    server, url = replay("openai_batch_results_gone")
+    run = tmp_path / "run"
+    await submit(run, openai_backend(url), [31, 32, 33])
+    summary = await collect(run)
+    assert server.exhausted()
+    assert (summary.succeeded, summary.missing) == (0, 3)
+    assert "no longer available" in summary.error_samples[0]
+    assert cache_lines(run) == []
+    with RunDir(run) as rundir:
+        queue = BatchQueue(rundir, openai_backend(url))
+        for i in (31, 32, 33):
+            queue.defer(key(i), make_request(i))
+        assert (queue.pending(), queue.waiting()) == (3, 0), "given back to the run"
+    assert_no_secrets(run, server)
+
+
 async def test_openai_cancel(replay: Replay, tmp_path: Path) -> None:
     server, url = replay("openai_batch_cancel")
     run = tmp_path / "run"

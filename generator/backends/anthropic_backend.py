@@ -224,7 +224,7 @@ def _batch_errors(what: str) -> Iterator[None]:
     except anthropic.APIStatusError as exc:
         if exc.status_code == 404:
             raise PermanentError(
-                f"could not {what}: not found (404): {str(exc.message)[:300]}"
+                f"could not {what}: not found (404): {str(exc.message)[:300]}", not_found=True
             ) from None
         classified = _classify_status(exc)
         if isinstance(classified, PermanentError) and not classified.fatal:

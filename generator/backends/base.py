@@ -56,8 +56,9 @@ class PermanentError(Exception):
     """Not worth retrying. `fatal` means every later call would fail too (bad key, bad model),
     so the run stops; otherwise only this task is given up."""
 
-    def __init__(self, message: str, fatal: bool = False):
+    def __init__(self, message: str, fatal: bool = False, not_found: bool = False):
         self.fatal = fatal
+        self.not_found = not_found  # a 404: the thing asked for does not exist (any more)
         super().__init__(message)
 
 

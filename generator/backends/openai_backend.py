@@ -330,7 +330,9 @@ def _batch_errors(what: str) -> Iterator[None]:
     except openai.APIStatusError as exc:
         status = exc.status_code
         if status == 404:
-            raise PermanentError(f"could not {what}: not found (404): {_short(exc)}") from None
+            raise PermanentError(
+                f"could not {what}: not found (404): {_short(exc)}", not_found=True
+            ) from None
         classified = _classify_status(exc)
         if isinstance(classified, PermanentError) and not classified.fatal:
             classified = PermanentError(f"could not {what}: {classified}")
