@@ -266,8 +266,10 @@ def main() -> None:
         result["direct_parallel"]["tokens_per_s"], result["direct_one_at_a_time"]["tokens_per_s"]
     )
     result["tool_share_of_direct"] = round(result["tool"]["tokens_per_s"] / capacity, 3)
-    name = "local_engine" + (
-        f"_samples{args.samples_per_request}" if args.samples_per_request > 1 else ""
+    name = (
+        "local_engine"
+        + (f"_p{args.parallel}" if args.parallel > 1 else "")
+        + (f"_samples{args.samples_per_request}" if args.samples_per_request > 1 else "")
     )
     path = save(name, result)
     print(json.dumps(result, indent=2))

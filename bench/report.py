@@ -121,7 +121,12 @@ def main() -> None:
         ),
         ("ratelimits", "Rate limits", ratelimits),
         ("local_engine", "Local engine", local_engine),
-        ("local_engine_samples4", "Local engine, four ideas per request", local_engine),
+        ("local_engine_p4", "Local engine, four parallel slots", local_engine),
+        (
+            "local_engine_p4_samples4",
+            "Local engine, four slots, four ideas per request",
+            local_engine,
+        ),
         ("shared_ideas", "Several ideas per call", shared_ideas),
         ("postprocess", "Post-processing at scale", postprocess),
     ]

@@ -1,9 +1,10 @@
 """Every model call of a run goes through a `ModelCaller`: the persistent response cache (a rerun
 pays for nothing twice), the shared budget (no call starts that could take spending past the
-cap), the shared rate-limit pause, and the transport retries (tenacity: 429/5xx/timeouts/dropped
-connections/malformed bodies, exponential backoff with jitter, retry-after honoured), paced by
-the provider's rate-limit headers (generator/ratelimit.py). The SDK
-clients have their own retries off, so the two never multiply. Content retries live elsewhere.
+cap), pacing on the provider's rate-limit headers (generator/ratelimit.py), and the transport
+retries (tenacity: 429/5xx/timeouts/dropped connections/malformed bodies, exponential backoff
+with jitter, retry-after honoured). The SDK clients have their own retries off, so the two
+never multiply. Shared calls (several answers per call) are paid once for a group of tasks.
+Content retries live elsewhere.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class CallStats:
     cache_hits: int = 0
     retries: int = 0
     faults: Counter[str] = field(default_factory=Counter)
-    # Shared calls (n > 1): answers used, and answers passed over because the call returned
-    # fewer than asked ("missing") or they nearly repeated an earlier answer ("similar").
+    # Shared calls (n > 1): answers used, and answers passed over because the server refused
+    # several answers ("refused"), returned fewer than asked ("missing"), or they nearly
+    # repeated an earlier answer of the call ("similar").
     samples: Counter[str] = field(default_factory=Counter)
 
 
