@@ -121,7 +121,6 @@ def main() -> None:
         ),
         ("ratelimits", "Rate limits", ratelimits),
         ("local_engine", "Local engine", local_engine),
-        ("local_engine_p4", "Local engine, four parallel slots", local_engine),
         (
             "local_engine_p4_samples4",
             "Local engine, four slots, four ideas per request",

@@ -11,7 +11,6 @@ PY=.venv/bin/python
 $PY -m bench.overhead "$@"
 $PY -m bench.ratelimits
 $PY -m bench.local_engine --parallel 1
-$PY -m bench.local_engine --parallel 4 --seconds 600
 $PY -m bench.local_engine --parallel 4 --samples-per-request 4
 $PY -m bench.shared_ideas
 $PY -m bench.postprocess
