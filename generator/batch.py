@@ -369,14 +369,23 @@ class BatchQueue:
                 "collected": False,
             },
         )
+        unanswered = False
+
+        async def create() -> BatchInfo:
+            nonlocal unanswered
+            try:
+                return await self.backend.batch_create(lines, submission)
+            except TransientError as exc:
+                # No answer, or one we could not read: the batch may exist all the same.
+                unanswered = exc.kind in ("timeout", "connection", "malformed")
+                raise
+
         try:
-            info = await _call(
-                lambda: self.backend.batch_create(lines, submission),
-                retryable=_CREATE_RETRYABLE,
-            )
+            info = await _call(create, retryable=_CREATE_RETRYABLE)
         except Exception:
-            # The provider said no, or never answered: nothing to find later.
-            self._ledger.write("not-submitted", _resolved(record_id, "not-submitted"))
+            if not unanswered:  # the provider said no: there is nothing to find later
+                self._ledger.write("not-submitted", _resolved(record_id, "not-submitted"))
+            # else the record stays open for `batch status`/`collect` to find or give back
             raise
         self._ledger.write(
             "created",

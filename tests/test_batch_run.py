@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from generator import batch
-from generator.backends.base import BackendConfig, create_backend
+from generator.backends.base import BackendConfig, TransientError, create_backend
+from generator.errors import BackendError
 from generator.prompts import Message, Request
 from generator.rundir import RunDir
 from tests.conftest import LIBRARY, read_jsonl, run_cli
@@ -186,3 +187,32 @@ async def test_a_submission_that_never_reached_the_provider_is_given_back(
         for key, request in _requests(3).items():
             queue.defer(key, request)
         assert queue.pending() == 3, "given back to the run"
+
+
+async def test_a_create_that_got_no_answer_stays_open_until_settled(
+    batch_stub: OpenAIBatchStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timeout may hide a batch that was created after all: the submission is not given
+    back at once; settling looks for it first."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY["OPENAI_API_KEY"])
+    out = tmp_path / "run"
+    backend = create_backend(BackendConfig("openai", "stub-model", base_url=batch_stub.base_url))
+
+    async def times_out(lines: object, submission: str) -> None:
+        raise TransientError("timeout", "the request timed out")
+
+    backend.batch_create = times_out  # type: ignore[method-assign]
+    with RunDir(out) as rundir:
+        queue = batch.BatchQueue(rundir, backend)
+        for key, request in _requests(3).items():
+            queue.defer(key, request)
+        with pytest.raises(BackendError):
+            await queue.submit()
+    await backend.aclose()
+    with RunDir(out) as rundir:
+        queue = batch.BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
+        for key, request in _requests(3).items():
+            queue.defer(key, request)
+        assert queue.waiting() == 3, "still owed until settled"
+    notes = await batch.settle(out)
+    assert len(notes) == 1 and "sends those requests again" in notes[0]
