@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,6 +113,29 @@ def _requests(count: int) -> dict[str, Request]:
     }
 
 
+def _owed(out: Path) -> tuple[int, int]:
+    """(pending, waiting) when a later run defers the same three requests: pending ones are
+    submitted again, waiting ones are still owed by a batch or an open submission."""
+    with RunDir(out) as rundir:
+        queue = batch.BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
+        for key, request in _requests(3).items():
+            queue.defer(key, request)
+        return queue.pending(), queue.waiting()
+
+
+async def _submit_failing(out: Path, stub: OpenAIBatchStub, create: Any, error: Any) -> None:
+    """Submit three requests with the provider's create replaced by `create`, which raises."""
+    backend = create_backend(BackendConfig("openai", "stub-model", base_url=stub.base_url))
+    backend.batch_create = create  # type: ignore[method-assign]
+    with RunDir(out) as rundir:
+        queue = batch.BatchQueue(rundir, backend)
+        for key, request in _requests(3).items():
+            queue.defer(key, request)
+        with pytest.raises(error):
+            await queue.submit()
+    await backend.aclose()
+
+
 async def _submit_until(out: Path, stub: OpenAIBatchStub, die_on: str) -> None:
     """Submit three requests, dying right after the ledger event `die_on` would be written."""
     backend = create_backend(BackendConfig("openai", "stub-model", base_url=stub.base_url))
@@ -144,11 +168,8 @@ async def test_a_batch_whose_creator_died_is_found_and_not_paid_twice(
     await _submit_until(out, batch_stub, die_on="created")
     assert len(batch_stub.batches) == 1
 
-    with RunDir(out) as rundir:
-        queue = batch.BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
-        for key, request in _requests(3).items():
-            queue.defer(key, request)
-        assert queue.pending() == 0 and queue.waiting() == 3, "the submission is still owed"
+    pending, waiting = _owed(out)
+    assert pending == 0 and waiting == 3, "the submission is still owed"
 
     notes = await batch.settle(out)
     assert len(notes) == 1 and "found batch" in notes[0]
@@ -165,28 +186,17 @@ async def test_a_submission_that_never_reached_the_provider_is_given_back(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY["OPENAI_API_KEY"])
     out = tmp_path / "run"
-    backend = create_backend(BackendConfig("openai", "stub-model", base_url=batch_stub.base_url))
 
     async def dies(lines: object, submission: str) -> None:
         raise Died  # after the write-ahead record, before the provider heard of it
 
-    backend.batch_create = dies  # type: ignore[method-assign]
-    with RunDir(out) as rundir:
-        queue = batch.BatchQueue(rundir, backend)
-        for key, request in _requests(3).items():
-            queue.defer(key, request)
-        with pytest.raises(Died):
-            await queue.submit()
-    await backend.aclose()
+    await _submit_failing(out, batch_stub, dies, Died)
     assert batch_stub.batches == {}
 
     notes = await batch.settle(out)
     assert len(notes) == 1 and "sends those requests again" in notes[0]
-    with RunDir(out) as rundir:
-        queue = batch.BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
-        for key, request in _requests(3).items():
-            queue.defer(key, request)
-        assert queue.pending() == 3, "given back to the run"
+    pending, _ = _owed(out)
+    assert pending == 3, "given back to the run"
 
 
 async def test_a_create_that_got_no_answer_stays_open_until_settled(
@@ -196,23 +206,12 @@ async def test_a_create_that_got_no_answer_stays_open_until_settled(
     back at once; settling looks for it first."""
     monkeypatch.setenv("OPENAI_API_KEY", KEY["OPENAI_API_KEY"])
     out = tmp_path / "run"
-    backend = create_backend(BackendConfig("openai", "stub-model", base_url=batch_stub.base_url))
 
     async def times_out(lines: object, submission: str) -> None:
         raise TransientError("timeout", "the request timed out")
 
-    backend.batch_create = times_out  # type: ignore[method-assign]
-    with RunDir(out) as rundir:
-        queue = batch.BatchQueue(rundir, backend)
-        for key, request in _requests(3).items():
-            queue.defer(key, request)
-        with pytest.raises(BackendError):
-            await queue.submit()
-    await backend.aclose()
-    with RunDir(out) as rundir:
-        queue = batch.BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
-        for key, request in _requests(3).items():
-            queue.defer(key, request)
-        assert queue.waiting() == 3, "still owed until settled"
+    await _submit_failing(out, batch_stub, times_out, BackendError)
+    _, waiting = _owed(out)
+    assert waiting == 3, "still owed until settled"
     notes = await batch.settle(out)
     assert len(notes) == 1 and "sends those requests again" in notes[0]
