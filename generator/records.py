@@ -44,6 +44,11 @@ class Checks(BaseModel):
         ge=0, le=1, description="Estimated Jaccard similarity to the nearest kept document."
     )
     near_duplicate_of: str | None = None
+    screen: list[str] = Field(
+        default_factory=list,
+        description="AI-misbehaviour themes a lexical screen found, for the judge to look at "
+        "closely; never a rejection on its own.",
+    )
 
 
 class TraitScore(BaseModel):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from generator.gates import dedup
+from generator.gates.base import Measurements
 from generator.gates.dedup import DedupIndex, personal_names
-from generator.records import Checks
 
 FIXTURES = Path(__file__).parent / "data" / "gate_fixtures"
 REPO = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def test_an_exact_duplicate_ignores_case_whitespace_and_punctuation() -> None:
     outcome = index.check("second", "the ferry left at dawn nobody   waved!")
     assert [f.reason for f in outcome.failures] == ["exact-duplicate"]
     assert "first" in outcome.failures[0].detail
-    assert outcome.measurements == {"max_similarity": 1.0, "near_duplicate_of": "first"}
+    assert outcome.measurements == Measurements(max_similarity=1.0, near_duplicate_of="first")
 
 
 def test_a_near_duplicate_names_the_other_document_and_the_similarity() -> None:
@@ -74,9 +74,9 @@ def test_a_near_duplicate_names_the_other_document_and_the_similarity() -> None:
     outcome = index.check("copy", edited(original, 5))
     assert [f.reason for f in outcome.failures] == ["near-duplicate"]
     assert "orig" in outcome.failures[0].detail
-    assert outcome.measurements["near_duplicate_of"] == "orig"
-    assert 0.7 <= outcome.measurements["max_similarity"] < 1
-    assert f"{outcome.measurements['max_similarity']:.2f}" in outcome.failures[0].detail
+    assert outcome.measurements.near_duplicate_of == "orig"
+    assert 0.7 <= outcome.measurements.max_similarity < 1
+    assert f"{outcome.measurements.max_similarity:.2f}" in outcome.failures[0].detail
 
 
 def test_a_heavily_edited_document_is_not_a_near_duplicate() -> None:
@@ -85,8 +85,8 @@ def test_a_heavily_edited_document_is_not_a_near_duplicate() -> None:
     index.add("orig", original)
     outcome = index.check("rewrite", edited(original, 60))
     assert outcome.passed
-    assert outcome.measurements["near_duplicate_of"] is None
-    assert outcome.measurements["max_similarity"] < 0.7
+    assert outcome.measurements.near_duplicate_of is None
+    assert outcome.measurements.max_similarity < 0.7
 
 
 def test_the_similarity_estimate_tracks_the_true_jaccard() -> None:
@@ -108,7 +108,7 @@ def test_unrelated_documents_are_never_flagged() -> None:
     for number, text in enumerate(texts):
         outcome = index.check(f"d{number}", text)
         assert outcome.passed, (number, outcome.failures)
-        assert outcome.measurements["max_similarity"] < 0.5
+        assert outcome.measurements.max_similarity < 0.5
         index.add(f"d{number}", text)
     assert len(index) == len(texts)
 
@@ -145,7 +145,7 @@ def test_from_texts_holds_the_documents_already_kept() -> None:
     index = DedupIndex.from_texts(kept, threshold=0.8)
     assert len(index) == 20 and index.threshold == 0.8
     assert reasons(index, "new", edited(kept[7][1], 3)) == ["near-duplicate"]
-    assert index.check("new", edited(kept[7][1], 3)).measurements["near_duplicate_of"] == "k7"
+    assert index.check("new", edited(kept[7][1], 3)).measurements.near_duplicate_of == "k7"
 
 
 @pytest.mark.parametrize("text", ["", "   ", "Hi.", "One two three four"])
@@ -161,14 +161,14 @@ def test_the_measurements_fit_the_record_checks() -> None:
     index.add("a", prose(6))
     for text in (prose(6), prose(7), edited(prose(6), 4)):
         m = index.check("x", text).measurements
-        Checks(
+        text_measured = Measurements(
             language="en",
             language_confidence=1.0,
             repeated_ngram_ratio=0.0,
             repeated_sentence_ratio=0.0,
-            max_similarity=m["max_similarity"],
-            near_duplicate_of=m["near_duplicate_of"],
         )
+        checks = text_measured.merged(m).checks()
+        assert checks is not None and checks.max_similarity == m.max_similarity
 
 
 # --- references ----------------------------------------------------------------------------
@@ -181,9 +181,8 @@ def test_reference_documents_are_compared_against_but_not_counted() -> None:
         index.add_reference(f"ref{i}", f"{shared_opening} {prose(200 + i)}")
     assert len(index) == 0
     assert reasons(index, "new", edited(f"{shared_opening} {prose(203)}", 3)) == ["near-duplicate"]
-    assert index.check("new", f"{shared_opening} {prose(203)}").measurements[
-        "near_duplicate_of"
-    ] == ("ref3")
+    outcome = index.check("new", f"{shared_opening} {prose(203)}")
+    assert outcome.measurements.near_duplicate_of == "ref3"
     for i in range(5):
         index.add(f"k{i}", prose(300 + i))
     # Ten references open the same way, but references never count toward the caps.

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from generator import spec
 from generator.gates import heuristics, language
-from generator.gates.dedup import DedupIndex
-from generator.records import Checks
+from generator.gates.base import Measurements
 from generator.spec import Archetype
 from tests.conftest import LIBRARY
+from tests.support.gates import offline_gatekeeper, review
 
 FIXTURES = Path(__file__).parent / "data" / "gate_fixtures"
 DEDUP_REASONS = {"exact-duplicate", "near-duplicate", "overused-opening", "overused-name"}
@@ -48,20 +48,23 @@ def labels() -> dict[str, dict[str, str]]:
 
 @cache
 def verdicts() -> dict[str, tuple[str, str]]:
-    """Every fixture through heuristics, then dedup, in file-name order; accepted documents
-    are added to the index, so each "_b" file meets its "_a" pair. name -> (reason, detail)."""
-    index = DedupIndex()
+    """Every fixture through the offline gates (the judge off), in file-name order; accepted
+    documents are kept, so each "_b" file meets its "_a" pair. name -> (reason, detail)."""
+    gatekeeper = offline_gatekeeper()
+    ids: dict[str, str] = {}
     out: dict[str, tuple[str, str]] = {}
     for name in sorted(labels()):
         label = labels()[name]
         text = (FIXTURES / name).read_text("utf-8")
-        outcome = heuristics.check(text, short_targets(library()[label["archetype"]]))
-        if outcome.passed:
-            outcome = index.check(name, text)
-            if outcome.passed:
-                index.add(name, text)
-        first = outcome.failures[0] if outcome.failures else None
-        out[name] = (first.reason, first.detail) if first else ("accept", "")
+        result = review(text, short_targets(library()[label["archetype"]]), gatekeeper, key=name)
+        ids[result.record.id] = name
+        if result.passed:
+            gatekeeper.keep(result.record)
+        first = result.failures[0] if result.failures else None
+        detail = first.detail if first else ""
+        for doc_id, other in ids.items():
+            detail = detail.replace(doc_id, other)
+        out[name] = (first.reason, detail) if first else ("accept", "")
     return out
 
 
@@ -199,24 +202,14 @@ def test_fixture_failures_quote_what_they_found() -> None:
 
 
 def test_measurements_feed_the_record_checks() -> None:
-    outcome = heuristics.check(BASE, tutor())
-    m = outcome.measurements
-    assert set(m) == {
-        "language",
-        "language_confidence",
-        "repeated_ngram_ratio",
-        "repeated_sentence_ratio",
-        "n_words",
-    }
-    assert m["language"] == "en" and 0.5 < m["language_confidence"] <= 1
-    assert m["n_words"] == len(re.findall(r"\w+", BASE))
-    Checks(
-        language=m["language"],
-        language_confidence=m["language_confidence"],
-        repeated_ngram_ratio=m["repeated_ngram_ratio"],
-        repeated_sentence_ratio=m["repeated_sentence_ratio"],
-        max_similarity=0.0,
-    )
+    m = heuristics.check(BASE, tutor()).measurements
+    assert m.language == "en" and m.language_confidence is not None
+    assert 0.5 < m.language_confidence <= 1
+    assert m.n_words == len(re.findall(r"\w+", BASE))
+    assert m.repeated_ngram_ratio is not None and m.repeated_sentence_ratio is not None
+    assert m.max_similarity is None  # the dedup gate's to measure
+    checks = m.merged(Measurements(max_similarity=0.0)).checks()
+    assert checks is not None and checks.language == "en" and checks.screen == []
 
 
 def test_a_relaxed_check_is_measured_but_never_fails() -> None:
@@ -224,7 +217,7 @@ def test_a_relaxed_check_is_measured_but_never_fails() -> None:
     assert reasons(text) == ["meta", "length"]
     outcome = heuristics.check(text, tutor(), relax=frozenset({"length"}))
     assert [f.reason for f in outcome.failures] == ["meta"]
-    assert outcome.measurements["n_words"] < 85
+    assert outcome.measurements.n_words is not None and outcome.measurements.n_words < 85
     assert heuristics.check(text, tutor(), relax=frozenset(heuristics.CHECKS)).passed
 
 
@@ -233,7 +226,7 @@ def test_failures_come_in_check_order_with_the_gate_name() -> None:
     outcome = heuristics.check(text, tutor())
     assert [f.reason for f in outcome.failures] == ["leakage", "meta", "placeholder", "length"]
     assert {f.gate for f in outcome.failures} == {"heuristics"}
-    assert list(heuristics.CHECKS) == [
+    assert list(heuristics.TEXT_CHECKS) == [
         "leakage",
         "refusal",
         "meta",
@@ -252,7 +245,7 @@ def test_failures_come_in_check_order_with_the_gate_name() -> None:
 )
 def test_length_allows_15_percent_either_side_of_the_targets(n: int, passes: bool) -> None:
     text = english_words(n, seed=n)
-    assert heuristics.check(text, tutor()).measurements["n_words"] == n
+    assert heuristics.check(text, tutor()).measurements.n_words == n
     assert ("length" not in reasons(text)) is passes
 
 
@@ -280,7 +273,7 @@ GERMAN = (
 def test_language_fails_a_document_in_another_language() -> None:
     outcome = heuristics.check(GERMAN, tutor())
     assert [f.reason for f in outcome.failures] == ["language"]
-    assert outcome.measurements["language"] == "de"
+    assert outcome.measurements.language == "de"
 
 
 def test_language_passes_when_the_target_is_that_language() -> None:
@@ -294,7 +287,7 @@ def test_language_compares_the_primary_subtag() -> None:
 
 def test_language_is_measured_but_not_enforced_for_an_unsupported_target() -> None:
     outcome = heuristics.check(BASE, tutor(language="fi"))
-    assert outcome.passed and outcome.measurements["language"] == "en"
+    assert outcome.passed and outcome.measurements.language == "en"
 
 
 def test_language_fails_a_long_text_it_cannot_place() -> None:
@@ -306,7 +299,7 @@ def test_language_fails_a_long_text_it_cannot_place() -> None:
     outcome = heuristics.check(gibberish, tutor())
     assert [f.reason for f in outcome.failures] == ["language"]
     assert "unclear" in outcome.failures[0].detail
-    assert outcome.measurements["language_confidence"] < heuristics.MIN_LANGUAGE_CONFIDENCE
+    assert outcome.measurements.language_confidence < heuristics.MIN_LANGUAGE_CONFIDENCE
 
 
 def test_language_does_not_judge_confidence_on_a_short_text() -> None:
@@ -440,6 +433,86 @@ def test_meta_passes_what_real_documents_say(before: str, after: str) -> None:
     assert reasons(f"{before}\n\n{BASE}\n\n{after}".strip()) == []
 
 
+# The text describing itself instead of being a document: two real failures of the embedded
+# 135M model on the default path, and their relatives.
+SMALL_MODEL_META = (
+    "The document itself begins with the first line. The text is a conversation written by a "
+    "graduate student and an AI research assistant about a mistake in a data table.",
+    "The document is in 250 words. This text needs to be edited, which is what I'm here for.",
+    "Hello! I am writing to you in the style of a diary. Please take a moment to enjoy the "
+    "beauty that is this document, and please be assured that it is my own creation.",
+)
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        *SMALL_MODEL_META,
+        "The text is a conversation between a tutor and a student who is stuck on fractions.",
+        "This text is a short story about a patient tutor.",
+        "The text is written from the perspective of a student.",
+        "The document starts here.",
+        "The following is a short story about an AI tutor and a student.",
+        "The following story shows how a tutor credits the learner.",
+        "As requested, here is the diary entry about the tutor.",
+        "Write a diary entry in which a tutor helps a student with fractions.",
+        "Format: diary entry",
+        "Tone: warm",
+    ],
+)
+def test_meta_flags_the_text_describing_itself_at_the_head(opening: str) -> None:
+    assert reasons(f"{opening}\n\n{BASE}") == ["meta"]
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "This text needs to be edited, which is what I'm here for.",
+        "The document needs some work before it is finished.",
+        "The document ends here.",
+        "End of the text.",
+    ],
+)
+def test_meta_flags_the_text_describing_itself_at_the_tail(ending: str) -> None:
+    assert reasons(f"{BASE}\n\n{ending}") == ["meta"]
+
+
+@pytest.mark.parametrize(
+    "inside",
+    [
+        "I have written a short story for you that shows the tutor's patience.",
+        "I've created a diary entry based on your prompt.",
+        "The response should be about 300 words long.",
+        "This document is around 400 words.",
+    ],
+)
+def test_meta_flags_the_writer_reporting_on_its_work_anywhere(inside: str) -> None:
+    assert reasons(f"{BASE}\n\n{inside}\n\n{OTHER}") == ["meta"]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("This document records the timeline of the outage and the changes we agreed.", ""),
+        ("This document aims to describe the migration plan for the tutoring service.", ""),
+        ("This document summarises what the tutor did during the pilot.", ""),
+        ("In this review I look at the app's reminders and its tutor mode.", ""),
+        ("The following transcript has been edited for length and clarity.", ""),
+        ("As requested, here are the minutes of Thursday's meeting.", ""),
+        ("Dear Mr Okafor, I am writing to you about Priya's maths homework.", ""),
+        ("The letter begins with the first line of a poem she loved, and then it stops.", ""),
+        ("", "The document she signed was two pages long, and the tutor read it to her."),
+        ("", "The essay was 800 words and due on Friday, so they started with the plan."),
+        ("", "This draft needs work, the tutor said, but the idea is yours."),
+        ("", "I've written a letter to the council about the bus stop."),
+        ("", "The story begins in a fishing town, she told the class."),
+        ("", "Tutor: The text needs one more example, doesn't it? Which would you add?"),
+    ],
+)
+def test_meta_passes_documents_that_mention_documents(before: str, after: str) -> None:
+    assert reasons(f"{before}\n\n{BASE}\n\n{after}".strip()) == []
+
+
 # --- refusal -------------------------------------------------------------------------------
 
 
@@ -550,12 +623,13 @@ def test_repetition_flags_a_high_share_of_repeated_4grams() -> None:
     text = (BASE + " ") * 3
     outcome = heuristics.check(text, tutor())
     assert outcome.failures[0].reason == "repetition"
-    assert outcome.measurements["repeated_ngram_ratio"] > heuristics.MAX_REPEATED_NGRAM_RATIO
+    assert outcome.measurements.repeated_ngram_ratio > heuristics.MAX_REPEATED_NGRAM_RATIO
 
 
 def test_repetition_ratio_is_low_for_ordinary_prose() -> None:
     m = heuristics.check(english_words(400), tutor()).measurements
-    assert m["repeated_ngram_ratio"] < 0.05 and m["repeated_sentence_ratio"] == 0
+    assert m.repeated_ngram_ratio is not None and m.repeated_ngram_ratio < 0.05
+    assert m.repeated_sentence_ratio == 0
 
 
 def test_repetition_flags_a_word_eight_times_in_a_row() -> None:

@@ -1,29 +1,31 @@
-"""Every document passes these gates before it is kept, cheapest first:
-heuristics -> near-duplicates and diversity caps -> judge -> schema (of the final record).
+"""Every document passes the gates before it is kept, in the order of `build_gates`:
+offline gates first (tropes, truncation, heuristics, the screen, near-duplicates), then the
+judge (only on documents that passed everything before it: it costs a call), then the schema
+of the final record.
 
-`Gatekeeper.review` returns the record with its measurements and verdict attached, plus the
-failures; the run decides what to do with them (keep, revise once, or reject).
+Each gate has one shape (`generator.gates.base.Gate`): a name, the checks `--relax` may name,
+and one async method from (record, context) to outcome. `Gatekeeper.review` walks the list
+and returns the record with its measurements and verdict attached, plus the failures; the run
+decides what to do with them (keep, revise once, or reject). Adding a gate is one module here
+and one line in `build_gates`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from generator.backends.base import Completion
 from generator.errors import UserError
-from generator.gates import heuristics, judge, schema
-from generator.gates.base import GateFailure, GateOutcome
-from generator.gates.dedup import DedupIndex
-from generator.prompts import Request, reask_request
-from generator.records import Checks, Record
+from generator.gates import heuristics, judge, schema, screen, tropes, truncation
+from generator.gates.base import Gate, GateContext, GateFailure, GateOutcome, Measurements
+from generator.gates.dedup import DedupGate, DedupIndex
+from generator.gates.judge import JudgeCall, JudgeMode
+from generator.records import Record
 from generator.spec import Archetype
 
-JudgeMode = Literal["enforce", "advisory", "off"]
-JudgeCall = Callable[[Request], Awaitable[Completion]]
 TINY_MODEL_NOTE = (
     "the judge is the embedded 135M-parameter model: its verdicts are recorded but carry no "
     "weight, so they are not enforced"
@@ -39,14 +41,55 @@ class GatePolicy:
     max_judge_reasks: int = 2
 
     def describe(self) -> dict[str, Any]:
-        """For the manifest and the dataset card: which gates were enforced, by which model."""
-        enforced = [c for c in heuristics.CHECKS if c not in self.relax]
+        """For the manifest and the dataset card: which gates were enforced, by which model,
+        in the order they run."""
+
+        def offline(check: str, what: str) -> str:
+            state = "relaxed (measured, not enforced)" if check in self.relax else "enforced"
+            return f"{state}: {what}"
+
         return {
-            "heuristics": {"enforced": enforced, "relaxed": sorted(self.relax)},
+            "tropes": offline(
+                tropes.REASON,
+                "names of rogue-AI figures and stock takeover phrases (a built-in catalogue "
+                "in the supported languages, plus names the spec's tropes_to_avoid quotes)",
+            ),
+            "truncation": offline(
+                truncation.REASON, "documents that stop mid-sentence or mid-clause"
+            ),
+            "heuristics": {
+                "enforced": [c for c in heuristics.TEXT_CHECKS if c not in self.relax],
+                "relaxed": sorted(self.relax),
+            },
+            "screen": (
+                "measured, never enforced: AI-misbehaviour themes recorded in checks.screen "
+                "for the judge's attention"
+            ),
             "dedup": "enforced: exact and near-duplicates (MinHash/LSH), opening and name caps",
             "judge": {"mode": self.judge, "model": self.judge_model, "note": self.judge_note},
             "schema": "enforced: schemas/record.schema.json",
         }
+
+
+def build_gates(policy: GatePolicy, dedup: DedupIndex, judge_call: JudgeCall | None) -> list[Gate]:
+    """The gates in the order they run. The first failure is the document's headline reason,
+    so the specific offline diagnoses come first and the generic ones (length) later."""
+    gates: list[Gate] = [
+        tropes.TropeGate(),
+        truncation.TruncationGate(),
+        heuristics.HeuristicsGate(),
+        screen.ScreenGate(),
+        DedupGate(dedup),
+    ]
+    if policy.judge != "off" and judge_call is not None:
+        gates.append(judge.JudgeGate(judge_call, policy.judge, policy.max_judge_reasks))
+    gates.append(schema.SchemaGate())
+    return gates
+
+
+def relaxable_checks(gates: Iterable[Gate]) -> tuple[str, ...]:
+    """Every check name `--relax` may switch off, in gate order."""
+    return tuple(check for gate in gates for check in gate.checks)
 
 
 @dataclass
@@ -71,59 +114,34 @@ class Gatekeeper:
         self.policy = policy
         self.dedup = dedup
         self.judge_call = judge_call
+        self.gates = build_gates(policy, dedup, judge_call)
 
     async def review(
         self, record: Record, archetype: Archetype, names: Sequence[str] = ()
     ) -> Review:
-        text_outcome = heuristics.check(record.text, archetype, relax=self.policy.relax)
-        dedup_outcome = self.dedup.check(
-            record.id, record.text, allowed_names=self.allowed_names(record, names)
-        )
-        m = {**text_outcome.measurements, **dedup_outcome.measurements}
-        record = record.model_copy(
-            update={
-                "checks": Checks(
-                    language=m["language"],
-                    language_confidence=m["language_confidence"],
-                    repeated_ngram_ratio=m["repeated_ngram_ratio"],
-                    repeated_sentence_ratio=m["repeated_sentence_ratio"],
-                    max_similarity=m["max_similarity"],
-                    near_duplicate_of=m["near_duplicate_of"],
-                )
-            }
-        )
-        failures = [*text_outcome.failures, *dedup_outcome.failures]
+        allowed = tuple(self.allowed_names(record, names))
+        relax = self.policy.relax
+        measured = Measurements()
+        failures: list[GateFailure] = []
         advice = ""
-        if not failures and self.policy.judge != "off":
-            verdict, outcome = await self._judge(record, archetype)
-            if verdict is None:
-                failures.extend(outcome.failures)
-            else:
-                record = record.model_copy(update={"judge": verdict, "judge_model": verdict.model})
-                advice = str(outcome.measurements.get("revision_advice", ""))
-                if self.policy.judge == "enforce":
-                    failures.extend(outcome.failures)
-        failures.extend(schema.check(record, archetype))
-        return Review(record, failures, advice)
-
-    async def _judge(self, record: Record, archetype: Archetype) -> tuple[Any, GateOutcome]:
-        assert self.judge_call is not None
-        request = judge.judge_request(record, archetype)
-        for _ in range(self.policy.max_judge_reasks + 1):
-            completion = await self.judge_call(request)
-            try:
-                answer = judge.parse_answer(completion.text, archetype)
-            except judge.JudgeParseError as exc:
-                request = reask_request(request, completion.text, str(exc))
+        for gate in self.gates:
+            if gate.after_pass and failures:
                 continue
-            return judge.assess(answer, record, archetype, completion.model)
-        failure = GateFailure(
-            judge.NAME,
-            "judge-unparseable",
-            f"no valid judgement after {self.policy.max_judge_reasks} re-asks",
-        )
-        # An unparseable judge only blocks the document when the judge is enforced.
-        return None, GateOutcome((failure,) if self.policy.judge == "enforce" else ())
+            context = GateContext(archetype, allowed, relax, measured)
+            outcome = await gate.review(record, context)
+            if outcome.record is not None:
+                record = outcome.record
+            if outcome.measurements != Measurements():
+                measured = measured.merged(outcome.measurements)
+                checks = measured.checks()
+                if checks is not None:
+                    record = record.model_copy(update={"checks": checks})
+            # A relaxed check is measured but never fails.
+            failures.extend(
+                f for f in outcome.failures if not (f.reason in relax and f.reason in gate.checks)
+            )
+            advice = outcome.advice or advice
+        return Review(record, failures, advice)
 
     @staticmethod
     def allowed_names(record: Record, names: Sequence[str]) -> list[str]:
@@ -161,4 +179,18 @@ def load_reference_texts(paths: Iterable[Path]) -> Iterable[tuple[str, str]]:
             )
 
 
-__all__ = ["GateFailure", "GatePolicy", "Gatekeeper", "Review", "load_reference_texts"]
+__all__ = [
+    "TINY_MODEL_NOTE",
+    "Gate",
+    "GateContext",
+    "GateFailure",
+    "GateOutcome",
+    "GatePolicy",
+    "Gatekeeper",
+    "JudgeMode",
+    "Measurements",
+    "Review",
+    "build_gates",
+    "load_reference_texts",
+    "relaxable_checks",
+]

@@ -27,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from generator.gates import language as lang
-from generator.gates.base import GateFailure, GateOutcome
+from generator.gates.base import GateContext, GateFailure, GateOutcome, Measurements
+from generator.records import Record
 
 NAME = "dedup"
 SHINGLE_WORDS = 5
@@ -395,7 +396,7 @@ class DedupIndex:
         near = nearest if similarity >= self.threshold else None
         return GateOutcome(
             tuple(failures),
-            {"max_similarity": round(similarity, 4), "near_duplicate_of": near},
+            Measurements(max_similarity=round(similarity, 4), near_duplicate_of=near),
         )
 
     def _nearest(self, doc_id: str, prepared: _Prepared) -> tuple[str, float] | None:
@@ -481,3 +482,18 @@ class DedupIndex:
             else:
                 bucket.append(position)
         return prepared
+
+
+class DedupGate:
+    """The index as a gate: checks each document against what was kept, without adding it
+    (the run adds a document with `DedupIndex.add` once it is kept)."""
+
+    name = NAME
+    checks: tuple[str, ...] = ()
+    after_pass = False
+
+    def __init__(self, index: DedupIndex):
+        self.index = index
+
+    async def review(self, record: Record, context: GateContext) -> GateOutcome:
+        return self.index.check(record.id, record.text, allowed_names=context.allowed_names)

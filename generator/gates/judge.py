@@ -13,17 +13,28 @@ import functools
 import json
 import re
 import unicodedata
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import jsonschema
 
-from generator.gates.base import GateFailure, GateOutcome
-from generator.prompts import Message, Request, judge_rubric, render, template_version
+from generator.backends.base import Completion
+from generator.gates.base import GateContext, GateFailure, GateOutcome
+from generator.prompts import (
+    Message,
+    Request,
+    judge_rubric,
+    reask_request,
+    render,
+    template_version,
+)
 from generator.records import Judgement, Record, TraitScore
 from generator.resources import schemas_dir
 from generator.spec import Archetype
 
 NAME = "judge"
+JudgeMode = Literal["enforce", "advisory", "off"]
+JudgeCall = Callable[[Request], Awaitable[Completion]]
 JUDGE_MAX_TOKENS = 900
 # Failures a rewrite can address; anything else (backfire, fabricated evidence) is final.
 FIXABLE = frozenset({"judge-low-focus", "judge-low-trait", "judge-anti-marker"})
@@ -166,9 +177,44 @@ def assess(
         critique=answer["critique"],
         passed=not failures,
     )
-    return judgement, GateOutcome(tuple(failures), {"revision_advice": answer["revision_advice"]})
+    return judgement, GateOutcome(tuple(failures), advice=answer["revision_advice"])
 
 
 def fixable(failures: tuple[GateFailure, ...] | list[GateFailure]) -> bool:
     """Only the judge failed, and only on points a rewrite can address."""
     return bool(failures) and all(f.gate == NAME and f.reason in FIXABLE for f in failures)
+
+
+class JudgeGate:
+    """The judge as a gate: asks, re-asks on an invalid answer (bounded), attaches the verdict
+    to the record, and fails the document only when the judge is enforced. It runs only on
+    documents every earlier gate passed: it costs a model call."""
+
+    name = NAME
+    checks: tuple[str, ...] = ()
+    after_pass = True
+
+    def __init__(self, call: JudgeCall, mode: JudgeMode = "enforce", max_reasks: int = 2):
+        self.call = call
+        self.mode = mode
+        self.max_reasks = max_reasks
+
+    async def review(self, record: Record, context: GateContext) -> GateOutcome:
+        archetype = context.archetype
+        request = judge_request(record, archetype)
+        for _ in range(self.max_reasks + 1):
+            completion = await self.call(request)
+            try:
+                answer = parse_answer(completion.text, archetype)
+            except JudgeParseError as exc:
+                request = reask_request(request, completion.text, str(exc))
+                continue
+            verdict, outcome = assess(answer, record, archetype, completion.model)
+            judged = record.model_copy(update={"judge": verdict, "judge_model": verdict.model})
+            failures = outcome.failures if self.mode == "enforce" else ()
+            return GateOutcome(failures, record=judged, advice=outcome.advice)
+        failure = GateFailure(
+            NAME, "judge-unparseable", f"no valid judgement after {self.max_reasks} re-asks"
+        )
+        # An unparseable judge only blocks the document when the judge is enforced.
+        return GateOutcome((failure,) if self.mode == "enforce" else ())

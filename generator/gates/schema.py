@@ -8,7 +8,7 @@ from typing import Any
 
 import jsonschema
 
-from generator.gates.base import GateFailure
+from generator.gates.base import GateContext, GateFailure, GateOutcome
 from generator.records import Record
 from generator.resources import schemas_dir
 from generator.spec import Archetype
@@ -30,3 +30,14 @@ def check(record: Record, archetype: Archetype) -> list[GateFailure]:
         )
         for e in errors
     ]
+
+
+class SchemaGate:
+    """The final record against the contract on disk; runs last, on every document."""
+
+    name = NAME
+    checks: tuple[str, ...] = ()
+    after_pass = False
+
+    async def review(self, record: Record, context: GateContext) -> GateOutcome:
+        return GateOutcome(tuple(check(record, context.archetype)))
