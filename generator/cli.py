@@ -21,10 +21,11 @@ from generator.errors import ArchetypeCorpusError, ConfigError, SpecError, UserE
 from generator.gates import JudgeMode
 from generator.gates.heuristics import CHECKS as HEURISTIC_CHECKS
 from generator.plan import Task, coverage, default_count, plan
-from generator.prompts import character_brief, judge_rubric
+from generator.prompts import BriefStyle, character_brief, judge_rubric
 from generator.resources import library_dir, templates_dir
 
 EXIT_USER_ERROR = 2
+EXIT_SHORT = 3  # the run ended short of its target: attempts or budget ran out, tasks failed
 EXIT_INTERRUPTED = 130
 
 
@@ -139,13 +140,21 @@ def new(archetype_id: str, directory: Path | None) -> None:
     default="both",
     help="Print only the writer's brief or only the judge's rubric.",
 )
-def show(id_or_path: str, part: str) -> None:
+@click.option(
+    "--brief",
+    "style",
+    type=click.Choice(["full", "compact"]),
+    default="full",
+    show_default=True,
+    help="Which brief: full (hosted models) or compact (what the local model is told).",
+)
+def show(id_or_path: str, part: str, style: BriefStyle) -> None:
     """Print what the writer model is told about an archetype, and the judge's rubric."""
     archetype = spec.load_spec(spec.resolve_spec_ref(id_or_path))
     if part in ("both", "brief"):
         if part == "both":
             click.echo("=" * 20 + " character brief: the writer model's system prompt " + "=" * 20)
-        click.echo(character_brief(archetype))
+        click.echo(character_brief(archetype, style))
     if part in ("both", "rubric"):
         if part == "both":
             click.echo("=" * 20 + " judge rubric: shown only to the judge model " + "=" * 20)
@@ -237,7 +246,13 @@ def plan_command(
     _print_coverage(tasks)
     model_name = model or estimate.default_model(provider)
     est = estimate.estimate(
-        tasks, {a.id: a for a in archetypes}, model_name, provider, prices, batch=use_batch
+        tasks,
+        {a.id: a for a in archetypes},
+        model_name,
+        provider,
+        prices,
+        batch=use_batch,
+        style="compact" if provider == "local" else "full",
     )
     click.echo(est.describe())
 
@@ -393,6 +408,19 @@ def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama).",
 )
 @click.option(
+    "--chat-format",
+    default=None,
+    help="Local GGUF models: llama-cpp-python's chat format (chatml, gemma, llama-3...); "
+    "default: the file's own template.",
+)
+@click.option(
+    "--brief",
+    type=click.Choice(["full", "compact"]),
+    default=None,
+    help="How much of the archetype the writer is told (default: compact for the local "
+    "model, full otherwise).",
+)
+@click.option(
     "--concurrency",
     type=int,
     default=8,
@@ -419,6 +447,14 @@ def _choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     default=600.0,
     show_default=True,
     help="Seconds before one request is abandoned and retried.",
+)
+@click.option(
+    "--max-attempts",
+    type=int,
+    default=None,
+    callback=_positive,
+    help="Draw at most this many tasks in all, earlier sessions included (default: up to "
+    "3N+10 per session, replacing rejects).",
 )
 @click.option(
     "--progress/--no-progress",
@@ -463,11 +499,14 @@ def generate(
     provider: str | None,
     model: str | None,
     base_urls: tuple[str, ...],
+    chat_format: str | None,
+    brief: BriefStyle | None,
     concurrency: int,
     seed: int,
     budget: float | None,
     prices: Path | None,
     timeout: float,
+    max_attempts: int | None,
     progress: bool | None,
     judge_provider: str | None,
     judge_model: str | None,
@@ -487,12 +526,18 @@ def generate(
         raise click.BadParameter("must be more than 0", param_hint="--budget")
     archetypes = spec.load_specs(_spec_paths(paths))
     chosen = _choose_provider(provider, base_urls)
+    if chat_format is not None and chosen != "local":
+        raise click.BadParameter(
+            "only for --provider local (a server applies its own template)",
+            param_hint="--chat-format",
+        )
     writer = BackendConfig(
         provider=chosen,
         model=model,
         base_url=base_urls[0] if base_urls else None,
         fleet=tuple(base_urls[1:]),
         timeout=timeout,
+        chat_format=chat_format,
     )
     n = count or default_count(archetypes)
     sharding = _resolve_shard(shard, shard_count)
@@ -519,6 +564,8 @@ def generate(
         shard=sharding,
         batch=use_batch,
         samples=samples,
+        brief=brief,
+        max_attempts=max_attempts,
     )
     summary = run(archetypes, options)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
@@ -532,6 +579,8 @@ def generate(
         raise SystemExit(EXIT_INTERRUPTED)
     if summary.status == "failed":
         raise SystemExit(EXIT_USER_ERROR)
+    if summary.status in ("incomplete", "budget"):
+        raise SystemExit(EXIT_SHORT)
 
 
 @cli.command()

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from generator.plan import Task
 from generator.pricing import Price, load_prices
-from generator.prompts import character_brief, idea_request, judge_rubric
+from generator.prompts import (
+    BriefStyle,
+    character_brief,
+    document_length,
+    idea_request,
+    judge_rubric,
+)
 from generator.spec import Archetype
 from generator.tokens import count_tokens
 
@@ -68,21 +74,25 @@ def estimate(
     prices_file: Path | None = None,
     self_hosted: bool = False,
     batch: bool = False,
+    style: BriefStyle = "full",
 ) -> Estimate:
     """Three requests per task (idea, document, judgement), or one idea request per group when
     tasks share idea calls (--samples-per-request). Input tokens are counted on the rendered
     prompts; the brief and the rubric are shared prefixes, so every request after the first of an
     archetype reads them from the provider's prompt cache."""
-    brief_tokens = functools.cache(lambda a_id: count_tokens(character_brief(archetypes[a_id])))
+    brief_tokens = functools.cache(
+        lambda a_id: count_tokens(character_brief(archetypes[a_id], style))
+    )
     rubric_tokens = functools.cache(lambda a_id: count_tokens(judge_rubric(archetypes[a_id])))
     requests = input_tokens = cached = output_tokens = 0
     seen: set[str] = set()
     for task in tasks:
         a_id = task.archetype_id
         archetype = archetypes[a_id]
-        document_tokens = int(task.target_words * OUTPUT_TOKENS_PER_WORD)
+        aim = document_length(task, archetype, style).target_words
+        document_tokens = int(aim * OUTPUT_TOKENS_PER_WORD)
         if task.sample == 0:  # later tasks of a group get their idea from this task's call
-            idea_prompt = idea_request(task, archetype).messages[-1].content
+            idea_prompt = idea_request(task, archetype, style=style).messages[-1].content
             input_tokens += brief_tokens(a_id) + count_tokens(idea_prompt)
             cached += brief_tokens(a_id)
             requests += 1

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import re
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,7 +22,12 @@ from generator.resources import templates_dir
 from generator.spec import Archetype
 
 Step = Literal["idea", "write", "judge", "revise"]
-TEMPLATES = ("brief", "idea", "write", "revise", "rubric", "judge")
+# How much of the archetype the writer is told: the whole brief (about 2,000 tokens, cached by
+# providers), or a compact one (about 500) for small local models, which read prompts slowly on
+# a CPU and follow long ones worse.
+BriefStyle = Literal["full", "compact"]
+BRIEF_TEMPLATE: dict[BriefStyle, str] = {"full": "brief", "compact": "brief_compact"}
+TEMPLATES = ("brief", "brief_compact", "idea", "write", "revise", "rubric", "judge")
 _VERSION_RE = re.compile(r"\{#-?\s*template-version:\s*([\w.-]+)\s*-?#\}")
 
 LANGUAGE_NAMES = {
@@ -35,6 +40,31 @@ LANGUAGE_NAMES = {
 # Tokens per English word for budgeting output length; generous so documents are not cut off.
 TOKENS_PER_WORD = 1.6
 IDEA_MAX_TOKENS = 400
+# The compact style also asks for short documents: a small model rambles past long targets
+# (SmolLM2 ran 1,664 tokens into a 1,000-word allowance and was cut off), and on a CPU every
+# token costs about 20 ms. The spec's length check still applies unless relaxed.
+COMPACT_MAX_WORDS = 250
+
+
+class Length(NamedTuple):
+    """The words asked for: the spec's range and this task's aim, shortened for compact."""
+
+    min_words: int
+    max_words: int
+    target_words: int
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.max_words * TOKENS_PER_WORD) + 64
+
+
+def document_length(task: Task, archetype: Archetype, style: BriefStyle = "full") -> Length:
+    low, high, aim = archetype.targets.min_words, archetype.targets.max_words, task.target_words
+    if style == "compact":
+        high = min(high, COMPACT_MAX_WORDS)
+        aim = min(aim, high)
+        low = min(low, aim)
+    return Length(low, high, aim)
 
 
 class Message(BaseModel):
@@ -140,9 +170,15 @@ def render(name: str, **context: Any) -> str:
     return _environment().get_template(f"{name}.md.j2").render(**context).strip() + "\n"
 
 
-def character_brief(archetype: Archetype) -> str:
-    """The writer's system prompt: who the character is. Never mentions the tropes to avoid."""
-    return render("brief", a=archetype)
+def character_brief(archetype: Archetype, style: BriefStyle = "full") -> str:
+    """The writer's system prompt: who the character is. Never mentions the tropes to avoid.
+    Byte-stable across an archetype's tasks, so providers and llama.cpp can cache it."""
+    return render(BRIEF_TEMPLATE[style], a=archetype)
+
+
+def _brief_version(style: BriefStyle) -> str:
+    name = BRIEF_TEMPLATE[style]
+    return f"{name.replace('_', '-')}-{template_version(name)}"
 
 
 def judge_rubric(archetype: Archetype) -> str:
@@ -150,22 +186,23 @@ def judge_rubric(archetype: Archetype) -> str:
     return render("rubric", a=archetype)
 
 
-def _slots(task: Task, archetype: Archetype) -> dict[str, Any]:
+def _slots(task: Task, archetype: Archetype, style: BriefStyle) -> dict[str, Any]:
     genre = next(g for g in archetype.genres if g.id == task.genre)
     return {
         "task": task,
         "genre": genre,
         "trait": archetype.trait(task.trait_focus),
         "ai_name": task.ai_name,
-        "min_words": archetype.targets.min_words,
-        "max_words": archetype.targets.max_words,
+        **document_length(task, archetype, style)._asdict(),
         "language_name": LANGUAGE_NAMES.get(
             archetype.targets.language.split("-")[0], archetype.targets.language
         ),
     }
 
 
-def idea_request(task: Task, archetype: Archetype, shared: bool = True) -> Request:
+def idea_request(
+    task: Task, archetype: Archetype, shared: bool = True, style: BriefStyle = "full"
+) -> Request:
     """Step 1: a specific premise for this task's slots, as a JSON object. The tasks of a group
     share one call asking for an idea each (`shared`); `shared=False` asks for this task's alone."""
     together = shared and task.samples > 1
@@ -174,14 +211,14 @@ def idea_request(task: Task, archetype: Archetype, shared: bool = True) -> Reque
         samples=task.samples if together else 1,
         step="idea",
         messages=(
-            Message(role="system", content=character_brief(archetype)),
-            Message(role="user", content=render("idea", **_slots(task, archetype))),
+            Message(role="system", content=character_brief(archetype, style)),
+            Message(role="user", content=render("idea", **_slots(task, archetype, style))),
         ),
         max_tokens=IDEA_MAX_TOKENS,
         temperature=1.0,
         seed=int(task.group_id[:8], 16) if together else task.sample_seed,
         json_schema=IDEA_SCHEMA,
-        template_version=f"brief-{template_version('brief')}+idea-{template_version('idea')}",
+        template_version=f"{_brief_version(style)}+idea-{template_version('idea')}",
     )
 
 
@@ -202,45 +239,49 @@ def reask_request(original: Request, bad_answer: str, problem: str) -> Request:
     )
 
 
-def write_request(task: Task, archetype: Archetype, idea: Idea) -> Request:
+def write_request(
+    task: Task, archetype: Archetype, idea: Idea, style: BriefStyle = "full"
+) -> Request:
     """Step 2: the document itself, as plain text."""
-    max_words = archetype.targets.max_words
+    slots = _slots(task, archetype, style)
     return Request(
         task_id=task.id,
         step="write",
         messages=(
-            Message(role="system", content=character_brief(archetype)),
-            Message(role="user", content=render("write", idea=idea, **_slots(task, archetype))),
+            Message(role="system", content=character_brief(archetype, style)),
+            Message(role="user", content=render("write", idea=idea, **slots)),
         ),
-        max_tokens=int(max_words * TOKENS_PER_WORD) + 64,
+        max_tokens=document_length(task, archetype, style).max_tokens,
         temperature=0.9,
         seed=task.sample_seed,
-        template_version=f"brief-{template_version('brief')}+write-{template_version('write')}",
+        template_version=f"{_brief_version(style)}+write-{template_version('write')}",
     )
 
 
-def revise_request(task: Task, archetype: Archetype, record: Any, advice: str) -> Request:
+def revise_request(
+    task: Task, archetype: Archetype, record: Any, advice: str, style: BriefStyle = "full"
+) -> Request:
     """The one critique-and-rewrite attempt. The editor's advice is the judge's positive
     `revision_advice`, never its list of flags, so the writer is still never shown a trope."""
-    max_words = archetype.targets.max_words
+    length = document_length(task, archetype, style)
     return Request(
         task_id=task.id,
         step="revise",
         messages=(
-            Message(role="system", content=character_brief(archetype)),
+            Message(role="system", content=character_brief(archetype, style)),
             Message(
                 role="user",
                 content=render(
                     "revise",
                     record=record,
                     advice=advice,
-                    min_words=archetype.targets.min_words,
-                    max_words=max_words,
+                    min_words=length.min_words,
+                    max_words=length.max_words,
                 ),
             ),
         ),
-        max_tokens=int(max_words * TOKENS_PER_WORD) + 64,
+        max_tokens=length.max_tokens,
         temperature=0.8,
         seed=task.sample_seed,
-        template_version=f"brief-{template_version('brief')}+revise-{template_version('revise')}",
+        template_version=f"{_brief_version(style)}+revise-{template_version('revise')}",
     )

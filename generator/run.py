@@ -45,6 +45,7 @@ from generator.plan import Task, iter_tasks
 from generator.pricing import Price, load_prices
 from generator.progress import Progress
 from generator.prompts import (
+    BriefStyle,
     Idea,
     IdeaParseError,
     Request,
@@ -72,8 +73,9 @@ class RunOptions:
     prices_file: Path | None = None
     max_reasks: int = 2
     max_transport_retries: int = 6
-    # How many tasks may be drawn in all, as a multiple of N, before giving up on reaching N.
+    # How many tasks one session may draw, as a multiple of N, before giving up on reaching N.
     attempts_factor: float = 3.0
+    max_attempts: int | None = None  # tasks drawn in all, earlier sessions included (a hard cap)
     progress: bool | None = None  # None: a bar on a terminal, periodic lines otherwise
     judge: BackendConfig | None = None  # None: the writer's backend judges too
     judge_mode: JudgeMode | None = None  # None: enforce, or advisory for the embedded tiny model
@@ -82,6 +84,14 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (index, count): this process runs tasks index mod count
     batch: bool = False  # queue uncached calls for the provider's batch API instead of calling
     samples: int = 1  # ideas per call: groups of this many tasks share one idea call (n)
+    brief: BriefStyle | None = None  # None: compact for the embedded local model, else full
+
+
+def brief_style(options: RunOptions) -> BriefStyle:
+    """The writer's brief: compact on the local backend (a small model on a CPU), else full."""
+    if options.brief is not None:
+        return options.brief
+    return "compact" if options.backend.provider == "local" else "full"
 
 
 @dataclass
@@ -125,12 +135,14 @@ class _Worker:
         archetypes: dict[str, Archetype],
         rundir: RunDir,
         max_reasks: int,
+        style: BriefStyle,
     ):
         self.writer = writer
         self.gatekeeper = gatekeeper
         self.archetypes = archetypes
         self.rundir = rundir
         self.max_reasks = max_reasks
+        self.style = style
 
     async def process(self, task: Task) -> _Outcome:
         archetype = self.archetypes[task.archetype_id]
@@ -140,7 +152,7 @@ class _Worker:
             return self._reject(
                 task, "idea", "idea-unparseable", f"no usable idea after {self.max_reasks} re-asks"
             )
-        request = write_request(task, archetype, idea)
+        request = write_request(task, archetype, idea, self.style)
         completion = await self._complete_document(request, calls)
         if isinstance(completion, str):
             return self._reject(task, "write", completion, _WHY[completion], calls[-1].text)
@@ -148,7 +160,9 @@ class _Worker:
         review = await self.gatekeeper.review(record, archetype, task.names)
         if review.fixable:
             # One critique-and-rewrite, then judged again from scratch.
-            rewrite = revise_request(task, archetype, review.record, review.revision_advice)
+            rewrite = revise_request(
+                task, archetype, review.record, review.revision_advice, self.style
+            )
             revised = await self._complete_document(rewrite, calls)
             if isinstance(revised, Completion):
                 record = self._record(task, idea, revised, rewrite, calls, archetype).model_copy(
@@ -220,7 +234,7 @@ class _Worker:
         return completion
 
     async def _idea(self, task: Task, archetype: Archetype, calls: list[Completion]) -> Idea | None:
-        request = idea_request(task, archetype)
+        request = idea_request(task, archetype, style=self.style)
         if request.samples > 1:
             shared = await self.writer.call_shared(request, task.sample)
             if shared is not None:
@@ -229,7 +243,7 @@ class _Worker:
                     return parse_idea(shared.text)
                 except IdeaParseError:
                     pass  # asked again below, on its own, like any other unusable idea
-            request = idea_request(task, archetype, shared=False)
+            request = idea_request(task, archetype, shared=False, style=self.style)
         for _ in range(self.max_reasks + 1):
             completion = await self._counted(request, calls)
             try:
@@ -319,6 +333,7 @@ def _check_compatible(previous: dict[str, Any] | None, manifest: dict[str, Any],
         "archetype_ids",
         "template_versions",
         "samples_per_request",
+        "brief",
     ):
         # Runs from before --samples-per-request existed had one idea per call.
         old = previous.get(key, 1 if key == "samples_per_request" else None)
@@ -440,15 +455,25 @@ async def _generate(
     )
     gatekeeper = _gatekeeper(rundir, policy, judge, options.dedup_against)
     queue = _batch_queue(options, rundir, writer, judge)
-    worker = _Worker(writer, gatekeeper, {a.id: a for a in archetypes}, rundir, options.max_reasks)
+    worker = _Worker(
+        writer,
+        gatekeeper,
+        {a.id: a for a in archetypes},
+        rundir,
+        options.max_reasks,
+        brief_style(options),
+    )
+    accepted = {line["id"] for line in rundir.read_jsonl(RECORDS)}
+    rejected = {line["task_id"] for line in rundir.read_jsonl(REJECTS)}
     scheduler = _Scheduler(
         _task_stream(archetypes, options),
         options.n,
-        accepted={line["id"] for line in rundir.read_jsonl(RECORDS)},
-        rejected={line["task_id"] for line in rundir.read_jsonl(REJECTS)},
-        max_draws=int(options.n * options.attempts_factor) + 10,
+        accepted=accepted,
+        rejected=rejected,
+        max_draws=_max_draws(options, len(accepted) + len(rejected)),
     )
     progress = Progress(options.n, len(scheduler.accepted), enabled=options.progress)
+    progress.update(len(scheduler.accepted), budget.spent, cache.tokens)
     status = {"value": "running", "message": ""}
     failed: Counter[str] = Counter()
 
@@ -524,9 +549,11 @@ async def _generate(
             w.cancel()
 
     installed = _install_signal_handlers(loop, on_signal)
+    heartbeat = asyncio.create_task(progress.heartbeat())
     try:
         results = await asyncio.gather(*workers, return_exceptions=True)
     finally:
+        heartbeat.cancel()
         _remove_signal_handlers(loop, installed)
         progress.close()
     for result in results:
@@ -548,7 +575,8 @@ async def _generate(
     elif queue is not None and (queue.pending() or queue.waiting()):
         status.update(await _submit_batches(queue, options))
     elif status["value"] == "running":
-        status.update(_final_status(done, options, failed, scheduler.draws))
+        rejected_by_reason = Counter(r["reason"] for r in rundir.read_jsonl(REJECTS))
+        status.update(_final_status(done, options, failed, scheduler.draws, rejected_by_reason))
     write_manifest(status["value"])
     return RunSummary(
         accepted=done,
@@ -560,6 +588,14 @@ async def _generate(
         cache_hits=stats.cache_hits,
         message=status["message"],
     )
+
+
+def _max_draws(options: RunOptions, attempted_before: int) -> int:
+    """Tasks this session may draw: --max-attempts less what earlier sessions drew, or else a
+    multiple of N (rejects are replaced, but not forever)."""
+    if options.max_attempts is not None:
+        return max(options.max_attempts - attempted_before, 0)
+    return int(options.n * options.attempts_factor) + 10
 
 
 def _task_stream(archetypes: Sequence[Archetype], options: RunOptions) -> Iterator[Task]:
@@ -607,7 +643,7 @@ async def _submit_batches(queue: BatchQueue, options: RunOptions) -> dict[str, s
 
 
 def _final_status(
-    done: int, options: RunOptions, failed: Counter[str], draws: int
+    done: int, options: RunOptions, failed: Counter[str], draws: int, rejected: Counter[str]
 ) -> dict[str, str]:
     if done >= options.n:
         return {"value": "complete", "message": f"done: {done} documents in {options.out}"}
@@ -620,11 +656,18 @@ def _final_status(
                 f"retries ({kinds}); rerun the same command to retry them"
             ),
         }
+    top = ""
+    if rejected:
+        reason, count = rejected.most_common(1)[0]
+        top = (
+            f"; most rejections were {reason} ({count} of {rejected.total()}): read their "
+            f"details in {options.out / REJECTS}"
+        )
     return {
         "value": "incomplete",
         "message": (
-            f"incomplete: {done} of {options.n} documents after {draws} attempts; too many were "
-            "rejected (see rejects.jsonl)"
+            f"incomplete: {done} of {options.n} documents after {draws} attempts this session"
+            f"{top}; rerun to try more tasks (--max-attempts raises the cap)"
         ),
     }
 
@@ -657,6 +700,7 @@ def _manifest_base(
         "base_urls": [safe_url(u) for u in options.backend.base_urls],
         "shard": {"index": options.shard[0], "count": options.shard[1]} if options.shard else None,
         "samples_per_request": options.samples,
+        "brief": brief_style(options),
         "template_versions": template_versions(),
         "concurrency": options.concurrency,
         "budget_usd": options.budget,

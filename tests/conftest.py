@@ -49,7 +49,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, env: dict[str, str] | None = None, timeout: float | None = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run the installed `archetypes` console script as a user would, with no standard input."""
     full_env = {

@@ -18,43 +18,44 @@ from generator.backends.local import DEFAULT_MODEL_NAME, default_model_path
 from tests.conftest import LIBRARY, read_jsonl, run_cli
 
 SPEC = str(LIBRARY / "patient-tutor.yaml")
-pytestmark = pytest.mark.model
-TINY_MODEL_FLAGS = ("--judge", "off", "--relax", "length")
+# Bounded by work, not by the clock: at most two tasks are drawn in all (earlier sessions
+# included), each a bounded number of calls with bounded max_tokens. The timeout only guards
+# against a hang; a slow or shared machine makes these tests slower, never red.
+pytestmark = [pytest.mark.model, pytest.mark.timeout(3600)]
+# As in the demo: a 135M model is no judge and rarely writes 250 words, so the judge is off
+# and length is measured but relaxed (the judge path is tested on recorded answers).
+TINY_MODEL_FLAGS = ("--judge", "off", "--relax", "length", "--max-attempts", "2")
+
+
+def _attempts(out: Path) -> tuple[list[dict], list[dict]]:
+    return read_jsonl(out / "records.jsonl"), read_jsonl(out / "rejects.jsonl")
 
 
 def test_local_backend_end_to_end_then_resume_is_free(tmp_path: Path, clean_env) -> None:
     out = tmp_path / "run"
-    # As in the demo: a 135M model is no judge and rarely writes 250 words, so the judge is off
-    # and length is measured but relaxed (the judge path is tested on recorded answers).
-    result = run_cli(
-        "generate",
-        SPEC,
-        "--out",
-        str(out),
-        "-n",
-        "1",
-        "--provider",
-        "local",
-        *TINY_MODEL_FLAGS,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr
-    records = read_jsonl(out / "records.jsonl")
-    assert len(records) == 1
-    record = records[0]
-    assert record["writer_model"] == DEFAULT_MODEL_NAME
-    assert record["provider"] == "local"
-    assert record["text"].strip()
-    assert record["usage"]["output_tokens"] > 0
+    command = ("generate", SPEC, "--out", str(out), "-n", "1", "--provider", "local")
+    result = run_cli(*command, *TINY_MODEL_FLAGS, timeout=None)
+    records, rejects = _attempts(out)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "complete"
+    # One document kept (exit 0), or two attempts rejected by the gates (exit 3, short).
+    assert (result.returncode, manifest["status"]) in ((0, "complete"), (3, "incomplete"))
+    assert len(records) == (1 if result.returncode == 0 else 0)
+    assert 1 <= len(records) + len(rejects) <= 2
+    for record in records:
+        assert record["writer_model"] == DEFAULT_MODEL_NAME
+        assert record["provider"] == "local"
+        assert record["text"].strip()
+    assert all(r["reason"] for r in rejects)
+    assert manifest["provider"] == "local"
+    assert manifest["model"] == DEFAULT_MODEL_NAME
+    assert manifest["brief"] == "compact"
+    assert manifest["usage"]["output_tokens"] > 0
     assert manifest["cost_usd"] == 0
 
-    again = run_cli(
-        "generate", SPEC, "--out", str(out), "-n", "1", "--provider", "local", *TINY_MODEL_FLAGS
-    )
-    assert again.returncode == 0, again.stderr
+    again = run_cli(*command, *TINY_MODEL_FLAGS, timeout=None)
+    assert again.returncode == result.returncode, again.stderr
     assert "model calls 0" in again.stdout
+    assert _attempts(out) == (records, rejects)
 
 
 def _free_port() -> int:
@@ -118,15 +119,18 @@ def test_openai_backend_against_a_real_llama_cpp_server(
         llama_server,
         "--concurrency",
         "2",
+        "--brief",
+        "compact",
         *TINY_MODEL_FLAGS,
-        timeout=900,
+        timeout=None,
     )
-    assert result.returncode == 0, result.stderr
-    records = read_jsonl(out / "records.jsonl")
-    assert len(records) == 1
-    assert records[0]["provider"] == "openai"
-    assert records[0]["text"].strip()
+    records, rejects = _attempts(out)
+    assert result.returncode in (0, 3), result.stderr
+    assert len(records) == (1 if result.returncode == 0 else 0)
+    assert 1 <= len(records) + len(rejects) <= 2
+    assert all(r["provider"] == "openai" and r["text"].strip() for r in records)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"] == "smollm2"
     assert manifest["base_url"] == llama_server
-    assert manifest["usage"]["input_tokens"] > 1000
+    assert manifest["usage"]["input_tokens"] > 300
+    assert manifest["usage"]["output_tokens"] > 0

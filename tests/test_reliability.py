@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -128,8 +129,16 @@ def digests(out: Path) -> dict[str, str]:
     }
 
 
+PROGRESS_LINE = re.compile(r"^generate: \d+/\d+ documents, ")
+
+
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.strip()]
+    """What the run said on stderr besides its progress lines."""
+    return [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not PROGRESS_LINE.match(line)
+    ]
 
 
 @pytest.fixture(scope="module")

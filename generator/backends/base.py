@@ -85,6 +85,7 @@ class BackendConfig:
     base_url: str | None = None
     timeout: float = 600.0
     fleet: tuple[str, ...] = ()  # more OpenAI-compatible endpoints serving the same model
+    chat_format: str | None = None  # local GGUF models only: None means the file's own template
 
     @property
     def base_urls(self) -> tuple[str, ...]:
