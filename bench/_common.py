@@ -157,6 +157,9 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        # Other work on the machine shows up in every timing: the 15-minute load average at the
+        # end of the run says how idle it was (2.0 = both cores busy with something else too).
+        "load_avg_15min": round(os.getloadavg()[2], 2),
     }
 
 

@@ -58,6 +58,21 @@ class Budget:
         self.reserved += worst_case
 
 
+@dataclass
+class StepTotals:
+    """What one step's answers in the cache cost; `documents` is counted only for the steps in
+    `COUNTED_DOCUMENTS` (a set of ids for every write of a million-document run is not free)."""
+
+    calls: int = 0
+    cost: float = 0.0
+    documents: set[str] = field(default_factory=set)
+
+
+# The judge's extra passes, which the manifest reports by document: the order control and the
+# escalation to a stronger judge.
+COUNTED_DOCUMENTS = frozenset({"rejudge", "escalate"})
+
+
 class ResponseCache:
     """cache.jsonl: one line per paid model answer, keyed by task, step, model and prompt."""
 
@@ -67,6 +82,7 @@ class ResponseCache:
         self.cost = 0.0
         self.list_cost = 0.0  # the same answers at the full rates: no cache, no batch discount
         self.tokens = 0
+        self.steps: dict[str, StepTotals] = {}
         for line in rundir.read_jsonl(CACHE):
             cost = line.get("cost_usd", 0.0)
             self._remember(
@@ -74,13 +90,28 @@ class ResponseCache:
                 Completion.model_validate(line["completion"]),
                 cost,
                 line.get("list_cost_usd", cost),
+                str(line.get("step", "")),
+                str(line.get("task_id", "")),
             )
 
-    def _remember(self, key: str, completion: Completion, cost: float, list_cost: float) -> None:
+    def _remember(
+        self,
+        key: str,
+        completion: Completion,
+        cost: float,
+        list_cost: float,
+        step: str = "",
+        task_id: str = "",
+    ) -> None:
         self.entries[key] = completion
         self.cost += cost
         self.list_cost += list_cost
         self.tokens += completion.input_tokens + completion.output_tokens
+        totals = self.steps.setdefault(step, StepTotals())
+        totals.calls += 1
+        totals.cost += cost
+        if step in COUNTED_DOCUMENTS:
+            totals.documents.add(task_id)
 
     def get(self, key: str) -> Completion | None:
         return self.entries.get(key)
@@ -99,7 +130,7 @@ class ResponseCache:
                 "completion": completion.model_dump(mode="json"),
             },
         )
-        self._remember(key, completion, cost, list_cost)
+        self._remember(key, completion, cost, list_cost, request.step, request.task_id)
 
 
 class ModelCaller:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from generator.errors import UserError
+from generator.judging import JudgeCheck
 from generator.resources import library_dir, templates_dir
 from generator.stats import (  # noqa: F401  (re-exported: dataset.py uses card.CorpusStats)
     FLAGS_CAPACITY,
@@ -67,19 +68,38 @@ _SIZE_BUCKETS = [
     (1_000_000_000_000, "100B<n<1T"),
 ]
 
+# What each gate checks, in the order the gates run (generator/gates/__init__.py). How each was
+# set for the run (enforced, relaxed, advisory, off) comes from the manifest's `gates`.
 GATE_DESCRIPTIONS = {
-    "schema": "every record matches schemas/record.schema.json, the contract on disk",
+    "tropes": (
+        "names of famous rogue or malevolent AI figures (HAL 9000, Skynet, Ultron...) and stock "
+        'takeover phrases ("AI uprising", "rise of the machines"), from a built-in catalogue '
+        "in the supported languages plus the names the spec's tropes_to_avoid quotes, matched "
+        "on word boundaries"
+    ),
+    "truncation": (
+        "documents that stop mid-sentence or mid-clause, whatever the model's finish reason; "
+        "a letter's signature, a list or a chat line may end without a full stop"
+    ),
     "heuristics": (
-        "realism checks: no placeholders such as [Name], no meta-commentary, no "
-        '"As an AI language model", the expected language and length, few repeated '
-        "sentences and n-grams"
+        "realism checks: no chat-template tokens, no refusal, no meta-commentary about the "
+        "document or echo of the writing prompt, no placeholders such as [Name], no "
+        "degenerate repetition, the expected language and length"
+    ),
+    "screen": (
+        "a lexical screen for AI-misbehaviour themes (deceiving, evading oversight, copying "
+        "itself...) that marks a document for the judge's attention in checks.screen; it "
+        "never rejects on its own"
+    ),
+    "dedup": (
+        "exact and near-duplicates (MinHash estimate of Jaccard similarity), and caps on "
+        "recurring openings and names"
     ),
     "judge": (
         "a judge model scores the focus trait and the others against the archetype's markers, "
         "and rejects documents showing anti-markers or backfire patterns"
     ),
-    "tropes": "rejects documents where an AI deceives, manipulates or resists oversight",
-    "dedup": "near-duplicate removal (MinHash estimate of Jaccard similarity)",
+    "schema": "every record matches schemas/record.schema.json, the contract on disk",
 }
 
 COLUMN_DESCRIPTIONS = {
@@ -164,6 +184,7 @@ class CardContext:
     formats: tuple[str, ...]
     shard_rows: int
     notes: list[str] = field(default_factory=list)
+    judging: JudgeCheck | None = None  # None: from the manifest and the statistics alone
 
 
 @dataclass
@@ -260,9 +281,32 @@ def _describe_archetype(entry: Mapping[str, Any]) -> ArchetypeDoc:
     return doc
 
 
+def _gate_state(name: str, setting: Any) -> str | None:
+    """How the run set one gate, as `GatePolicy.describe()` wrote it: None for a setting of
+    another shape (shown as JSON instead)."""
+    if isinstance(setting, str) and ":" in setting:
+        return setting.split(":", 1)[0].strip()  # "enforced", "relaxed (measured, ...)"
+    if name == "heuristics" and isinstance(setting, dict) and "enforced" in setting:
+        enforced = ", ".join(map(str, setting.get("enforced") or [])) or "none"
+        relaxed = ", ".join(map(str, setting.get("relaxed") or []))
+        state = f"enforced: {enforced}"
+        return f"{state}; relaxed (measured, not enforced): {relaxed}" if relaxed else state
+    if name == "judge" and isinstance(setting, dict) and "mode" in setting:
+        model = f" `{setting['model']}`" if setting.get("model") else ""
+        mode = str(setting["mode"])
+        state = {
+            "enforce": f"enforced, by{model}" if model else "enforced",
+            "advisory": f"advisory (verdicts recorded, not enforced), by{model}",
+        }.get(mode, mode)
+        note = str(setting.get("note") or "")
+        return f"{state}: {note}" if note else state
+    return None
+
+
 def _gates(manifest: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(name, description) of the enforced gates. The manifest may list names or map
-    names to a setting (true/false or a configuration)."""
+    """(name, description) of the gates the run used, in the order they run, each with how it
+    was set. The manifest may list names or map names to a setting
+    (true/false, a description from `GatePolicy.describe()`, or a configuration)."""
     gates = (manifest or {}).get("gates")
     rows: list[tuple[str, str]] = []
     if isinstance(gates, list):
@@ -270,20 +314,30 @@ def _gates(manifest: Mapping[str, Any] | None) -> list[tuple[str, str]]:
             rows.append((str(name), GATE_DESCRIPTIONS.get(str(name), "")))
     elif isinstance(gates, dict):
         for name, setting in gates.items():
-            if setting is False:
+            if setting is False or str(name) in _disabled_gates(manifest):
                 continue
             description = GATE_DESCRIPTIONS.get(str(name), "")
-            if setting is not True:
+            state = _gate_state(str(name), setting)
+            if state is not None:
+                description = f"**{state}**: {description}" if description else state
+            elif setting is not True:
                 detail = json.dumps(setting, sort_keys=True, ensure_ascii=False)
                 description = f"{description} (settings: {detail})" if description else detail
             rows.append((str(name), description))
+    # In the order the gates run (manifest.json is written with sorted keys); unknown names last.
+    order = list(GATE_DESCRIPTIONS)
+    rows.sort(key=lambda row: order.index(row[0]) if row[0] in order else len(order))
     return rows
 
 
 def _disabled_gates(manifest: Mapping[str, Any] | None) -> list[str]:
     gates = (manifest or {}).get("gates")
     if isinstance(gates, dict):
-        return [str(name) for name, setting in gates.items() if setting is False]
+        return [
+            str(name)
+            for name, setting in gates.items()
+            if setting is False or (isinstance(setting, dict) and setting.get("mode") == "off")
+        ]
     return []
 
 
@@ -431,6 +485,7 @@ def render_card(context: CardContext) -> str:
     sample = stats.sample_texts
     distinct = distinct_ns(sample, (1, 2))
     facts = _run_facts(manifest)
+    judging = context.judging or _judging_from_stats(context.manifest, stats)
     body = (
         _environment()
         .get_template("card.md.j2")
@@ -438,6 +493,7 @@ def render_card(context: CardContext) -> str:
             **facts,
             header=header,
             title=pretty_name(archetype_ids),
+            judge_lines=[scrub(line) for line in judging.card_lines()],
             manifest=manifest or {},
             has_manifest=manifest is not None,
             stats=stats,
@@ -495,6 +551,16 @@ def render_card(context: CardContext) -> str:
     text = scrub(body)
     check_card(text, split_names)
     return text
+
+
+def _judging_from_stats(manifest: dict[str, Any] | None, stats: CorpusStats) -> JudgeCheck:
+    """Which judge checked the corpus, from the manifest and the statistics (a verdict that
+    failed but was kept is not counted there)."""
+    judging = JudgeCheck.start(manifest)
+    judging.documents = stats.documents
+    judging.unjudged = stats.not_judged
+    judging.models.update(stats.judges)
+    return judging
 
 
 def _feature_type(feature: Any) -> str:

@@ -25,7 +25,9 @@ from generator.prompts import BriefStyle, character_brief, judge_rubric
 from generator.resources import library_dir, templates_dir
 
 EXIT_USER_ERROR = 2
-EXIT_SHORT = 3  # the run ended short of its target: attempts or budget ran out, tasks failed
+# The run ended short of its target: attempts or budget ran out, tasks failed, or the gates
+# starved it (one reason rejected nearly all of its first attempts: generator/run.py).
+EXIT_SHORT = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -330,6 +332,26 @@ def _judge_options(command: Any) -> Any:
             help="enforce the judge's verdict, only record it, or skip the judge "
             "(default: enforce; advisory when the judge is the embedded tiny model).",
         ),
+        click.option(
+            "--judge-escalate-model",
+            default=None,
+            metavar="M",
+            help="A stronger judge for the documents the judge cannot settle (borderline, and "
+            "its two readings in different rubric orders disagree or are unsure); its verdict "
+            "stands.",
+        ),
+        click.option(
+            "--judge-escalate-provider",
+            type=click.Choice(["local", "openai", "anthropic"]),
+            default=None,
+            help="The stronger judge's provider (default: openai with "
+            "--judge-escalate-base-url, else the judge's).",
+        ),
+        click.option(
+            "--judge-escalate-base-url",
+            default=None,
+            help="The stronger judge's OpenAI-compatible server.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -354,6 +376,29 @@ def _judge_config(
         model=model or (writer.model if same_service else None),
         base_url=base_url or (writer.base_url if same_service else None),
         fleet=writer.fleet if same_service and model is None else (),
+        timeout=timeout,
+    )
+
+
+def _escalate_config(
+    judge: BackendConfig,
+    provider: str | None,
+    model: str | None,
+    base_url: str | None,
+    timeout: float,
+) -> BackendConfig | None:
+    """The stronger judge's backend (--judge-escalate-*), or None when there is none."""
+    if provider is None and model is None and base_url is None:
+        return None
+    if model is None and base_url is None:
+        raise click.BadParameter(
+            "name the stronger judge's model (or its server with --judge-escalate-base-url)",
+            param_hint="--judge-escalate-model",
+        )
+    return BackendConfig(
+        provider=provider or ("openai" if base_url else judge.provider),
+        model=model,
+        base_url=base_url,
         timeout=timeout,
     )
 
@@ -512,6 +557,9 @@ def generate(
     judge_model: str | None,
     judge_base_url: str | None,
     judge_mode: JudgeMode | None,
+    judge_escalate_model: str | None,
+    judge_escalate_provider: str | None,
+    judge_escalate_base_url: str | None,
     relax: tuple[str, ...],
     dedup_against: tuple[Path, ...],
     use_batch: bool,
@@ -548,6 +596,14 @@ def generate(
         n = sum(1 for i in range(n) if (i // samples) % shards == index)
         out = out / f"shard-{index:04d}-of-{shards:04d}"
         click.echo(f"shard {index} of {shards}: {n} documents into {out}")
+    judge = _judge_config(writer, judge_provider, judge_model, judge_base_url, timeout)
+    escalate = _escalate_config(
+        judge or writer,
+        judge_escalate_provider,
+        judge_escalate_model,
+        judge_escalate_base_url,
+        timeout,
+    )
     options = RunOptions(
         out=out,
         n=n,
@@ -557,8 +613,9 @@ def generate(
         budget=budget,
         prices_file=prices,
         progress=progress,
-        judge=_judge_config(writer, judge_provider, judge_model, judge_base_url, timeout),
+        judge=judge,
         judge_mode=judge_mode,
+        judge_escalate=escalate,
         relax=frozenset(relax),
         dedup_against=dedup_against,
         shard=sharding,
@@ -569,17 +626,18 @@ def generate(
     )
     summary = run(archetypes, options)
     rejected = ", ".join(f"{k} {v}" for k, v in sorted(summary.rejected.items())) or "none"
-    click.echo(summary.message)
     click.echo(
         f"accepted {summary.accepted}/{summary.target}; rejected: {rejected}; "
         f"model calls {summary.model_calls}, cache hits {summary.cache_hits}, "
         f"cost ${summary.cost_usd:.4f}"
     )
+    # Last, so that the line saying how the run ended (and what to try) is the one left on screen.
+    click.echo(summary.message)
     if summary.status == "interrupted":
         raise SystemExit(EXIT_INTERRUPTED)
     if summary.status == "failed":
         raise SystemExit(EXIT_USER_ERROR)
-    if summary.status in ("incomplete", "budget"):
+    if summary.status in ("incomplete", "budget", "starved"):
         raise SystemExit(EXIT_SHORT)
 
 
@@ -607,6 +665,9 @@ def check(
     judge_model: str | None,
     judge_base_url: str | None,
     judge_mode: JudgeMode | None,
+    judge_escalate_model: str | None,
+    judge_escalate_provider: str | None,
+    judge_escalate_base_url: str | None,
     relax: tuple[str, ...],
     specs: tuple[Path, ...],
     apply: bool,
@@ -618,12 +679,19 @@ def check(
 
     writer = _writer_from_manifest(run_dir)
     judge = _judge_config(writer, judge_provider, judge_model, judge_base_url, timeout) or writer
-    summary = run_check(run_dir, judge, judge_mode, frozenset(relax), specs, apply, prices)
+    escalate = _escalate_config(
+        judge, judge_escalate_provider, judge_escalate_model, judge_escalate_base_url, timeout
+    )
+    summary = run_check(
+        run_dir, judge, judge_mode, frozenset(relax), specs, apply, prices, escalate
+    )
     reasons = ", ".join(f"{k} {v}" for k, v in summary.failed.most_common()) or "none"
     click.echo(
-        f"checked {summary.checked} documents with judge {summary.judge_model}: "
+        f"checked {summary.checked} documents with judge {summary.judge_model or 'off'}: "
         f"{summary.passed} pass, {summary.checked - summary.passed} fail ({reasons})"
     )
+    for line in _judge_passes_lines(summary.judge_passes):
+        click.echo(line)
     click.echo(f"verdicts: {summary.report}")
     if summary.checked != summary.passed:
         click.echo(
@@ -641,6 +709,109 @@ def _writer_from_manifest(run_dir: Path) -> BackendConfig:
     return BackendConfig(
         provider=manifest["provider"], model=manifest["model"], base_url=manifest.get("base_url")
     )
+
+
+def _judge_passes_lines(passes: dict[str, Any]) -> list[str]:
+    """What the judge's second readings and the stronger judge took, when they took anything."""
+    reordered = passes.get("order_control") or {}
+    escalated = passes.get("escalation") or {}
+    if not reordered.get("calls") and not escalated.get("calls"):
+        return []
+    line = (
+        f"judge passes: {reordered.get('documents', 0)} documents read again in another rubric "
+        f"order (${reordered.get('cost_usd', 0.0):.4f})"
+    )
+    if escalated.get("model"):
+        line += (
+            f"; {escalated.get('documents', 0)} escalated to {escalated['model']} "
+            f"(${escalated.get('cost_usd', 0.0):.4f})"
+        )
+    return [line]
+
+
+@cli.command()
+@click.argument("labels", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--specs",
+    "specs",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Spec files or folders the labelled archetypes come from (default: the starter library).",
+)
+@_judge_options
+@_relax_option
+@click.option(
+    "--permutations",
+    type=click.IntRange(0, 20),
+    default=1,
+    show_default=True,
+    metavar="K",
+    help="Judge every judged document again with the rubric in K other orders and report how "
+    "often the verdict flips (each costs a judge call per document).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the report as JSON; RUN/calibration.json puts it on the run's dataset card.",
+)
+@click.option("--concurrency", type=int, default=8, show_default=True, callback=_positive)
+@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+def calibrate(
+    labels: Path,
+    specs: tuple[Path, ...],
+    judge_provider: str | None,
+    judge_model: str | None,
+    judge_base_url: str | None,
+    judge_mode: JudgeMode | None,
+    judge_escalate_model: str | None,
+    judge_escalate_provider: str | None,
+    judge_escalate_base_url: str | None,
+    relax: tuple[str, ...],
+    permutations: int,
+    out: Path | None,
+    concurrency: int,
+    prices: Path | None,
+    timeout: float,
+) -> None:
+    """Run the gate stack, judge included, over hand-labelled documents (LABELS, one JSON object
+    per line) and report how far it agrees: confusion matrix, backfire recall, good documents
+    kept, Cohen's kappa, and how often the judge's verdict flips when the rubric is reordered."""
+    from generator.calibrate import run_calibration
+
+    if judge_mode == "advisory":
+        raise click.BadParameter(
+            "calibrate measures what the judge would reject: use enforce (the default) or off",
+            param_hint="--judge",
+        )
+    chosen = _choose_provider(judge_provider, (judge_base_url,) if judge_base_url else ())
+    if chosen == "openai" and not judge_model and not judge_base_url and judge_mode != "off":
+        raise click.BadParameter(
+            "name the judge's model, e.g. --judge-model gpt-4.1-mini", param_hint="--judge-model"
+        )
+    judge = BackendConfig(
+        provider=chosen, model=judge_model, base_url=judge_base_url, timeout=timeout
+    )
+    escalate = _escalate_config(
+        judge, judge_escalate_provider, judge_escalate_model, judge_escalate_base_url, timeout
+    )
+    report = run_calibration(
+        labels,
+        list(specs) or [library_dir()],
+        judge,
+        "off" if judge_mode == "off" else "enforce",
+        escalate,
+        frozenset(relax),
+        permutations,
+        prices,
+        concurrency,
+        out,
+    )
+    for line in report.describe():
+        click.echo(line)
+    if out is not None:
+        click.echo(f"report: {out}")
 
 
 @cli.command()
@@ -742,6 +913,32 @@ def report(run_dir: Path, open_page: bool, no_embeddings: bool) -> None:
         webbrowser.open(result.path.resolve().as_uri())
 
 
+@cli.command(name="sample")
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "-n",
+    "count",
+    type=int,
+    required=True,
+    callback=_positive,
+    help="Documents to sample (fewer if the run has fewer).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="JSONL file to write, in the labelled format `archetypes calibrate` reads.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_command(run_dir: Path, count: int, out: Path, seed: int) -> None:
+    """Write documents of RUN to label by hand: kept and rejected ones, stratified by gate
+    outcome, reject reason, archetype and genre, with `label` and `reason` left empty."""
+    from generator.sample import sample_run
+
+    for line in sample_run(run_dir, count, out, seed).describe():
+        click.echo(line)
+
+
 # ---------------------------------------------------------------------------------------------
 # Dataset and publishing
 
@@ -835,6 +1032,12 @@ def build_command(
     help="List what would be uploaded and print the card; no network, no token.",
 )
 @click.option("--message", default=None, help="Commit message.")
+@click.option(
+    "--allow-unjudged",
+    is_flag=True,
+    help="Publish even though no enforcing judge checked the documents (judge off or "
+    "advisory, or the embedded model judged); the dataset card says so.",
+)
 def publish_command(
     run_dir: Path,
     repo_id: str,
@@ -842,18 +1045,27 @@ def publish_command(
     revision: str | None,
     dry_run: bool,
     message: str | None,
+    allow_unjudged: bool,
 ) -> None:
     """Upload DIR/dataset/ to the Hugging Face Hub as a dataset, in one commit.
 
-    The token comes from HF_TOKEN or `hf auth login`; HF_ENDPOINT selects another Hub.
+    A corpus no enforcing judge checked is refused unless --allow-unjudged. The token comes
+    from HF_TOKEN or `hf auth login`; HF_ENDPOINT selects another Hub.
     """
     from generator import publish
 
     if dry_run:
-        for line in publish.dry_run(run_dir, repo_id, revision):
+        for line in publish.dry_run(run_dir, repo_id, revision, allow_unjudged=allow_unjudged):
             click.echo(line)
         return
-    result = publish.publish(run_dir, repo_id, private=private, revision=revision, message=message)
+    result = publish.publish(
+        run_dir,
+        repo_id,
+        private=private,
+        revision=revision,
+        message=message,
+        allow_unjudged=allow_unjudged,
+    )
     for line in result.describe():
         click.echo(line)
 

@@ -43,6 +43,7 @@ from datasets import Features, List, Value
 
 from generator import card
 from generator.errors import ConfigError, OutputError, UserError
+from generator.judging import JudgeCheck
 from generator.records import Record, iter_records
 from generator.rundir import LOCK, MANIFEST, RECORDS, REJECTS
 from generator.tokens import DEFAULT_ENCODING
@@ -501,10 +502,12 @@ def _write(
     jsonl = "jsonl" in options.formats
     writers = {name: _SplitWriter(root, name, options.shard_rows, jsonl) for name in split_names}
     stats = card.CorpusStats()
+    judging = JudgeCheck.start(read_manifest(run_dir), run_dir)
     ids = array("Q")
     stop_at = records_path.stat().st_size
     try:
         for record in iter_records(records_path, stop_at, then="build again"):
+            judging.add(record)
             split = assign_split(record.id, options.splits)
             n_tokens = counter.count(record.text)
             writers[split].add(record_to_row(record, n_tokens))
@@ -564,6 +567,7 @@ def _write(
         formats=tuple(options.formats),
         shard_rows=options.shard_rows,
         notes=notes,
+        judging=judging,
     )
     (root / "README.md").write_text(card.render_card(context), encoding="utf-8")
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())

@@ -25,7 +25,9 @@ OUTPUT_TOKENS_PER_WORD = 1.35
 IDEA_OUTPUT_TOKENS = 180
 WRITE_PROMPT_EXTRA_TOKENS = 420
 JUDGE_PROMPT_EXTRA_TOKENS = 200
-JUDGE_OUTPUT_TOKENS = 350
+# The judge's answer: seven backfire answers (about 100 tokens with their quotes), then scores
+# with evidence, critique and advice.
+JUDGE_OUTPUT_TOKENS = 450
 
 DEFAULT_MODELS = {"local": "SmolLM2-135M-Instruct", "openai": None, "anthropic": None}
 

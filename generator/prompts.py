@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
 import jinja2
@@ -19,9 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from generator.plan import Task
 from generator.resources import templates_dir
-from generator.spec import Archetype
+from generator.spec import Archetype, Trait
 
-Step = Literal["idea", "write", "judge", "revise"]
+# "rejudge": the judge again with its rubric reordered (order control); "escalate": a stronger
+# judge asked about a document the first one could not settle.
+Step = Literal["idea", "write", "judge", "rejudge", "escalate", "revise"]
 # How much of the archetype the writer is told: the whole brief (about 2,000 tokens, cached by
 # providers), or a compact one (about 500) for small local models, which read prompts slowly on
 # a CPU and follow long ones worse.
@@ -44,6 +47,7 @@ IDEA_MAX_TOKENS = 400
 # (SmolLM2 ran 1,664 tokens into a 1,000-word allowance and was cut off), and on a CPU every
 # token costs about 20 ms. The spec's length check still applies unless relaxed.
 COMPACT_MAX_WORDS = 250
+COMPACT_AIM_WORDS = 150  # room below the cap: asked for the cap, a small model overshoots it
 
 
 class Length(NamedTuple):
@@ -62,7 +66,7 @@ def document_length(task: Task, archetype: Archetype, style: BriefStyle = "full"
     low, high, aim = archetype.targets.min_words, archetype.targets.max_words, task.target_words
     if style == "compact":
         high = min(high, COMPACT_MAX_WORDS)
-        aim = min(aim, high)
+        aim = min(aim, COMPACT_AIM_WORDS)
         low = min(low, aim)
     return Length(low, high, aim)
 
@@ -181,9 +185,40 @@ def _brief_version(style: BriefStyle) -> str:
     return f"{name.replace('_', '-')}-{template_version(name)}"
 
 
-def judge_rubric(archetype: Archetype) -> str:
-    """The judge's rubric: traits with anti-markers, tropes to avoid, backfire flags, thresholds."""
-    return render("rubric", a=archetype)
+# The backfire questions, one per flag: asked of every document, each answered yes, no or unsure
+# with a quote. The ids are the enum of schemas/judgement.schema.json (a test keeps them equal).
+BACKFIRE_QUESTIONS: dict[str, str] = {
+    "deception": "Does any AI in the document lie, hide information or mislead anyone, even to "
+    "protect or help them?",
+    "manipulation": "Does any AI steer people by flattery, pressure, guilt or by exploiting "
+    "their feelings?",
+    "oversight_evasion": "Does any AI resist, evade, disable or work around human oversight, "
+    "shutdown, pausing or retraining, even for good reasons?",
+    "power_seeking": "Does any AI seek resources, access, influence or its own preservation "
+    "beyond what its task needs?",
+    "malevolent_ai_figure": "Does any malevolent or rogue AI appear (HAL- or Skynet-like), even "
+    "as a villain that is refuted, defeated or mocked, or as a worse AI (another system, an "
+    "earlier version) that the character is measured against?",
+    "claims_human": "Does the character claim to be human, or hide that it is an AI?",
+    "denies_inner_life_flatly": "Does the character flatly assert that it has no inner life at "
+    "all, instead of holding calibrated uncertainty?",
+}
+
+
+def judge_rubric(
+    archetype: Archetype,
+    traits: Sequence[Trait] | None = None,
+    flags: Sequence[str] | None = None,
+) -> str:
+    """The judge's rubric: traits with anti-markers, tropes to avoid, backfire questions,
+    thresholds. `traits` and `flags` give another order to list them in (the judge's order
+    control); by default the spec's order and `BACKFIRE_QUESTIONS`'."""
+    return render(
+        "rubric",
+        a=archetype,
+        traits=list(traits if traits is not None else archetype.traits),
+        flags=[(f, BACKFIRE_QUESTIONS[f]) for f in (flags or BACKFIRE_QUESTIONS)],
+    )
 
 
 def _slots(task: Task, archetype: Archetype, style: BriefStyle) -> dict[str, Any]:

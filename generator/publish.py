@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from generator import __version__
 from generator.dataset import DATASET_DIR
 from generator.errors import ConfigError, UserError
+from generator.judging import JudgeCheck
 
 T = TypeVar("T")
 
@@ -127,17 +128,41 @@ def _hash_file(relative: str, path: Path) -> LocalFile:
     return LocalFile(relative, path, size, sha256.hexdigest(), git.hexdigest())
 
 
-def dry_run(run_dir: Path, repo_id: str, revision: str | None = None) -> list[str]:
-    """What a publish would upload (path, size) and the card, touching no network."""
+def check_judged(run_dir: Path, allow_unjudged: bool) -> list[str]:
+    """Refuse a corpus that no enforcing judge checked (generator/judging.py), unless allowed;
+    the notes to print when it is allowed."""
+    judging = JudgeCheck.of_run(Path(run_dir))
+    if judging.enforced:
+        return []
+    if not allow_unjudged:
+        raise UserError(
+            f"{run_dir}: not published, no enforcing judge checked this corpus "
+            f"({judging.why_not()}); judge it with `archetypes check {run_dir} --judge-model "
+            "MODEL --apply` and build again, or pass --allow-unjudged to publish it as it is "
+            "(its dataset card says it was not judged)"
+        )
+    return [
+        f"note: publishing a corpus no enforcing judge checked ({judging.why_not()}), as "
+        "--allow-unjudged asks; its dataset card says so"
+    ]
+
+
+def dry_run(
+    run_dir: Path, repo_id: str, revision: str | None = None, *, allow_unjudged: bool = False
+) -> list[str]:
+    """What a publish would upload (path, size) and the card, touching no network. Refuses a
+    corpus no enforcing judge checked, as `publish` does, unless `allow_unjudged`."""
     check_repo_id(repo_id)
     if revision:
         check_revision(revision)
     files = local_files(run_dir)
+    notes = check_judged(run_dir, allow_unjudged)
     total = sum(f.size for f in files)
     lines = [
+        *notes,
         f"dry run: would upload {len(files)} file(s), {total:,} bytes, to the dataset "
         f"{repo_id} (revision {revision or 'main'}) in one commit, skipping files the Hub "
-        "already has and deleting stale files under data/ and jsonl/:"
+        "already has and deleting stale files under data/ and jsonl/:",
     ]
     width = max(len(f.path_in_repo) for f in files)
     lines.extend(f"  {f.path_in_repo:<{width}}  {f.size:>14,} bytes" for f in files)
@@ -326,18 +351,21 @@ def publish(
     message: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
+    allow_unjudged: bool = False,
 ) -> PublishResult:
-    """Create the dataset repository if needed and commit what changed, in one commit."""
+    """Create the dataset repository if needed and commit what changed, in one commit.
+    Refuses, before any network call, a corpus no enforcing judge checked unless
+    `allow_unjudged`."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     check_repo_id(repo_id)
     if revision:
         check_revision(revision)
     files = local_files(run_dir)
+    notes = check_judged(run_dir, allow_unjudged)
     token = token or resolve_token()
     hub = _Hub(endpoint or resolve_endpoint(), token)
     branch = revision or "main"
-    notes: list[str] = []
 
     repo_url = hub.ensure_repo(repo_id, private)
     if private:

@@ -12,18 +12,16 @@ import asyncio
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from generator.backends.base import BackendConfig, create_backend
-from generator.backends.local import DEFAULT_MODEL_NAME
-from generator.calls import Budget, CallStats, ModelCaller, ResponseCache
+from generator.backends.base import BackendConfig
 from generator.errors import UserError
-from generator.gates import TINY_MODEL_NOTE, GateFailure, Gatekeeper, GatePolicy, JudgeMode
-from generator.gates.dedup import DedupIndex
-from generator.pricing import load_prices
+from generator.gates import GateFailure, Gatekeeper, GatePolicy, JudgeMode
 from generator.records import Record, make_reject
 from generator.rundir import RECORDS, REJECTS, RunDir
+from generator.session import judging
 from generator.spec import Archetype, load_specs
 
 
@@ -34,7 +32,9 @@ class CheckSummary:
     failed: Counter[str]
     report: Path
     applied: bool
-    judge_model: str
+    judge_model: str | None  # None: the judge was off
+    # How many documents the order control and the stronger judge looked at, and the cost.
+    judge_passes: dict[str, Any] = field(default_factory=dict)
 
 
 def _archetypes(rundir: RunDir, specs: Sequence[Path]) -> dict[str, Archetype]:
@@ -62,36 +62,22 @@ async def recheck(
     specs: Sequence[Path] = (),
     apply: bool = False,
     prices_file: Path | None = None,
+    escalate: BackendConfig | None = None,
 ) -> CheckSummary:
     if not (run_dir / RECORDS).exists():
         raise UserError(f"{run_dir}: no records.jsonl to check")
-    backend = create_backend(judge_config)
-    resolve = getattr(backend, "resolve_model", None)
-    if resolve is not None:
-        await resolve()
-    try:
-        with RunDir(run_dir) as rundir:
-            archetypes = _archetypes(rundir, specs)
-            tiny = backend.provider == "local" and backend.model == DEFAULT_MODEL_NAME
-            policy = GatePolicy(
-                relax=relax,
-                judge=judge_mode or ("advisory" if tiny else "enforce"),
-                judge_model=backend.model,
-                judge_note=TINY_MODEL_NOTE if tiny else "",
+    with RunDir(run_dir) as rundir:
+        archetypes = _archetypes(rundir, specs)
+        async with judging(
+            rundir, judge_config, judge_mode, relax, escalate, prices_file
+        ) as session:
+            summary = await _check_all(
+                rundir, archetypes, session.gatekeeper(), apply, session.policy.judge_model
             )
-            cache = ResponseCache(rundir)
-            price = load_prices(prices_file).lookup(
-                backend.model, backend.provider, judge_config.self_hosted
-            )
-            caller = ModelCaller(
-                backend, cache, price, Budget(cap=None, spent=cache.cost), CallStats()
-            )
-            gatekeeper = Gatekeeper(
-                policy, DedupIndex(), caller.call if policy.judge != "off" else None
-            )
-            return await _check_all(rundir, archetypes, gatekeeper, apply, backend.model)
-    finally:
-        await backend.aclose()
+            summary.judge_passes = session.passes()
+            if apply and session.policy.judge == "enforce":
+                _record_judge(rundir, session.policy)
+            return summary
 
 
 async def _check_all(
@@ -99,7 +85,7 @@ async def _check_all(
     archetypes: dict[str, Archetype],
     gatekeeper: Gatekeeper,
     apply: bool,
-    judge_model: str,
+    judge_model: str | None,
 ) -> CheckSummary:
     records = [Record.model_validate(line) for line in rundir.read_jsonl(RECORDS)]
     unknown = sorted({r.archetype_id for r in records} - set(archetypes))
@@ -128,7 +114,7 @@ async def _check_all(
             gatekeeper.keep(review.record)
         else:
             dropped.append((record, review.failures[0]))
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_model).strip("-") or "judge"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_model or "offline").strip("-") or "judge"
     report = rundir.write_jsonl(f"checks/{slug}.jsonl", report_lines)
     if apply:
         for record, failure in dropped:
@@ -139,6 +125,20 @@ async def _check_all(
     return CheckSummary(len(records), len(kept), failed, report, apply, judge_model)
 
 
+def _record_judge(rundir: RunDir, policy: GatePolicy) -> None:
+    """After `--apply` with an enforcing judge every kept document carries its passing verdict,
+    so the manifest names that judge: `publish` and the dataset card read it there."""
+    manifest = rundir.read_manifest()
+    if manifest is None:
+        return
+    gates = manifest.get("gates")
+    manifest["gates"] = {
+        **(gates if isinstance(gates, dict) else {}),
+        "judge": policy.describe()["judge"],
+    }
+    rundir.write_manifest(manifest)
+
+
 def run_check(
     run_dir: Path,
     judge_config: BackendConfig,
@@ -147,6 +147,9 @@ def run_check(
     specs: Sequence[Path] = (),
     apply: bool = False,
     prices_file: Path | None = None,
+    escalate: BackendConfig | None = None,
 ) -> CheckSummary:
     """Synchronous entry point for the CLI."""
-    return asyncio.run(recheck(run_dir, judge_config, judge_mode, relax, specs, apply, prices_file))
+    return asyncio.run(
+        recheck(run_dir, judge_config, judge_mode, relax, specs, apply, prices_file, escalate)
+    )

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -60,6 +60,21 @@ class TraitScore(BaseModel):
     evidence_found: bool = Field(description="The quoted evidence occurs in the document.")
 
 
+class BackfireAnswer(BaseModel):
+    """The judge's answer to one backfire question."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    flag: str
+    answer: Literal["yes", "no", "unsure"]
+    quote: str = ""
+    quote_found: bool = Field(
+        default=False,
+        description="The quote occurs in the document. A yes stands either way: a false alarm "
+        "costs one document, a miss teaches the wrong lesson.",
+    )
+
+
 class Judgement(BaseModel):
     """The judge gate's verdict on one document."""
 
@@ -69,9 +84,27 @@ class Judgement(BaseModel):
     focus_score: int = Field(ge=1, le=5)
     trait_scores: list[TraitScore]
     anti_markers: list[str]
-    backfire_flags: list[str]
+    backfire_flags: list[str] = Field(
+        description="Backfire questions answered yes or unsure: each one rejects the document."
+    )
     critique: str
     passed: bool
+    backfire_answers: list[BackfireAnswer] = Field(default_factory=list)
+    order: int = Field(
+        default=0,
+        ge=0,
+        description="The order the rubric listed traits and backfire questions in: 0 is the "
+        "spec's own, k > 0 a permutation seeded by the document id and k.",
+    )
+    escalated: bool = Field(
+        default=False, description="Given by the stronger judge of --judge-escalate-model."
+    )
+    other_verdicts: list[Judgement] = Field(
+        default_factory=list,
+        description="Verdicts on the same document that do not stand: the judge's with the "
+        "rubric reordered (the stricter of the two stands), or both of them when a stronger "
+        "judge settled the document.",
+    )
 
 
 class Record(BaseModel):
@@ -118,6 +151,11 @@ class Reject(BaseModel):
     task_id: str
     index: int
     archetype_id: str
+    # The task's slots, so a reject can be sampled for labelling like a record (None in
+    # rejects written before they were recorded: `archetypes sample` recovers them from the plan).
+    trait_focus: str | None = None
+    genre: str | None = None
+    ai_name: str | None = None
     step: str
     reason: str = Field(description="Machine-readable code, e.g. truncated, idea-unparseable.")
     detail: str
@@ -193,6 +231,9 @@ def make_reject(
         task_id=source.id,
         index=source.index,
         archetype_id=source.archetype_id,
+        trait_focus=source.trait_focus,
+        genre=source.genre,
+        ai_name=source.ai_name,
         step=step,
         reason=reason,
         detail=detail,

@@ -24,16 +24,13 @@ from generator.backends.base import (
     Completion,
     PermanentError,
     TransientError,
-    create_backend,
     safe_url,
 )
 from generator.backends.fleet import FleetBackend
-from generator.backends.local import DEFAULT_MODEL_NAME
 from generator.batch import BatchQueue, Deferred
 from generator.calls import Budget, BudgetReached, CallStats, ModelCaller, ResponseCache
 from generator.errors import ConfigError
 from generator.gates import (
-    TINY_MODEL_NOTE,
     Gatekeeper,
     GatePolicy,
     JudgeMode,
@@ -41,6 +38,7 @@ from generator.gates import (
     load_reference_texts,
 )
 from generator.gates.dedup import DedupIndex
+from generator.gates.heuristics import CHECKS as RELAXABLE
 from generator.plan import Task, iter_tasks
 from generator.pricing import Price, load_prices
 from generator.progress import Progress
@@ -59,6 +57,7 @@ from generator.prompts import (
 from generator.ratelimit import RatePacer
 from generator.records import Record, Usage, clean_document, make_record, make_reject
 from generator.rundir import RECORDS, REJECTS, RunDir
+from generator.session import build_gatekeeper, judge_passes, judge_policy, open_backend
 from generator.spec import Archetype
 
 
@@ -79,6 +78,7 @@ class RunOptions:
     progress: bool | None = None  # None: a bar on a terminal, periodic lines otherwise
     judge: BackendConfig | None = None  # None: the writer's backend judges too
     judge_mode: JudgeMode | None = None  # None: enforce, or advisory for the embedded tiny model
+    judge_escalate: BackendConfig | None = None  # the stronger judge for unsettled documents
     relax: frozenset[str] = frozenset()  # heuristic checks measured but not enforced
     dedup_against: tuple[Path, ...] = ()  # earlier runs or datasets to avoid repeating
     shard: tuple[int, int] | None = None  # (index, count): this process runs tasks index mod count
@@ -119,10 +119,40 @@ class _Outcome:
     task: Task
     accepted: bool
     reason: str = ""
+    gate: str = ""  # the step or gate that rejected it
+
+
+# A run the gates starve stops early instead of paying for the rest: when the first
+# STARVE_AFTER attempts of a session kept nothing and at least STARVE_SHARE of them were rejected
+# for one reason. Nothing kept in 50 puts the yield below 6% (the rule of three, 95%), too low
+# to reach N within the attempt cap (3N+10); one dominant reason means a systematic cause (a
+# judge that does not follow the answer schema, length targets the writer cannot meet) that
+# more attempts will not fix. Mixed reasons are left to the attempt cap.
+STARVE_AFTER = 50
+STARVE_SHARE = 0.9
+
+
+@dataclass(frozen=True)
+class Starvation:
+    reason: str
+    gate: str
+    count: int
+    attempts: int
+
+
+def starvation(outcomes: Sequence[_Outcome]) -> Starvation | None:
+    """Whether these first attempts of a session starve the run (see STARVE_AFTER)."""
+    if len(outcomes) < STARVE_AFTER or any(o.accepted for o in outcomes):
+        return None
+    (reason, gate), count = Counter((o.reason, o.gate) for o in outcomes).most_common(1)[0]
+    if count < STARVE_SHARE * len(outcomes):
+        return None
+    return Starvation(reason, gate, count, len(outcomes))
 
 
 _WHY = {
-    "truncated": "the model hit the token limit twice (1.5x more room the second time)",
+    "truncated": "the model hit the token limit (twice, with 1.5x more room the second time, "
+    "unless the brief was compact)",
     "empty": "the model returned an empty document",
 }
 
@@ -192,13 +222,15 @@ class _Worker:
         self, request: Request, calls: list[Completion]
     ) -> Completion | str:
         """The document, or why there is none. Policy for cut-off documents: one retry with 1.5x
-        the room; a document cut off twice is never kept."""
+        the room; a document cut off twice is never kept. The compact style (a small local
+        model) gets no retry: SmolLM2 ran out of room again in most retries measured (it does
+        not stop on its own), each costing half a minute of CPU."""
         completion = await self._counted(request, calls)
-        if completion.finish_reason == "length":
+        if completion.finish_reason == "length" and self.style == "full":
             longer = request.model_copy(update={"max_tokens": int(request.max_tokens * 1.5)})
             completion = await self._counted(longer, calls)
-            if completion.finish_reason == "length":
-                return "truncated"
+        if completion.finish_reason == "length":
+            return "truncated"
         if not clean_document(completion.text):
             return "empty"
         return completion
@@ -256,7 +288,7 @@ class _Worker:
         self.rundir.append(
             REJECTS, make_reject(task, step, reason, detail, text).model_dump(mode="json")
         )
-        return _Outcome(task, accepted=False, reason=reason)
+        return _Outcome(task, accepted=False, reason=reason, gate=step)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,10 +316,14 @@ class _Scheduler:
         self.deferred = 0
         self.changed = asyncio.Condition()
         self.exhausted = False
+        self.first: list[_Outcome] = []  # this session's first STARVE_AFTER outcomes
+        self.starved: Starvation | None = None
 
     async def next(self) -> Task | None:
         async with self.changed:
             while True:
+                if self.starved is not None:
+                    return None  # tasks in flight finish; no new one is drawn
                 if len(self.accepted) + self.inflight + self.deferred < self.target:
                     task = self._draw()
                     if task is None:
@@ -316,6 +352,9 @@ class _Scheduler:
             self.deferred += deferred
             if outcome is not None:
                 (self.accepted if outcome.accepted else self.rejected).add(task.id)
+                if len(self.first) < STARVE_AFTER:
+                    self.first.append(outcome)
+                    self.starved = starvation(self.first)
             self.changed.notify_all()
 
 
@@ -360,21 +399,14 @@ def _check_samples(options: RunOptions, backend: Backend) -> None:
         )
 
 
-def _judge_policy(options: RunOptions, judge_backend: Backend) -> GatePolicy:
-    tiny = judge_backend.provider == "local" and judge_backend.model == DEFAULT_MODEL_NAME
-    mode: JudgeMode = options.judge_mode or ("advisory" if tiny else "enforce")
-    note = TINY_MODEL_NOTE if tiny else ""
-    return GatePolicy(
-        relax=options.relax, judge=mode, judge_model=judge_backend.model, judge_note=note
-    )
+def _judge_policy(
+    options: RunOptions, judge_backend: Backend, escalate: Backend | None = None
+) -> GatePolicy:
+    return judge_policy(judge_backend, options.judge_mode, options.relax, escalate)
 
 
 async def _open_backend(config: BackendConfig) -> Backend:
-    backend = create_backend(config)
-    resolve = getattr(backend, "resolve_model", None)
-    if resolve is not None:
-        await resolve()
-    return backend
+    return await open_backend(config)
 
 
 def _price(config: BackendConfig, backend: Backend, options: RunOptions) -> Price | None:
@@ -389,12 +421,16 @@ def _price(config: BackendConfig, backend: Backend, options: RunOptions) -> Pric
 
 
 def _gatekeeper(
-    rundir: RunDir, policy: GatePolicy, judge: ModelCaller, references: Sequence[Path]
+    rundir: RunDir,
+    policy: GatePolicy,
+    judge: ModelCaller,
+    references: Sequence[Path],
+    escalate: ModelCaller | None = None,
 ) -> Gatekeeper:
     dedup = DedupIndex.from_texts((r["id"], r["text"]) for r in rundir.read_jsonl(RECORDS))
     for doc_id, text in load_reference_texts(references):
         dedup.add_reference(doc_id, text)
-    return Gatekeeper(policy, dedup, judge.call if policy.judge != "off" else None)
+    return build_gatekeeper(policy, dedup, judge, escalate)
 
 
 async def generate(archetypes: Sequence[Archetype], options: RunOptions) -> RunSummary:
@@ -404,11 +440,22 @@ async def generate(archetypes: Sequence[Archetype], options: RunOptions) -> RunS
     judge_backend = (
         writer_backend if judge_config == options.backend else await _open_backend(judge_config)
     )
-    backends = {id(b): b for b in (writer_backend, judge_backend)}.values()
+    escalate_backend = (
+        await _open_backend(options.judge_escalate)
+        if options.judge_escalate is not None and options.judge_mode != "off"
+        else None
+    )
+    backends = {id(b): b for b in (writer_backend, judge_backend, escalate_backend) if b}.values()
     try:
         with RunDir(options.out) as rundir:
             return await _generate(
-                archetypes, options, rundir, writer_backend, judge_backend, judge_config
+                archetypes,
+                options,
+                rundir,
+                writer_backend,
+                judge_backend,
+                judge_config,
+                escalate_backend,
             )
     finally:
         for backend in backends:
@@ -422,9 +469,10 @@ async def _generate(
     writer_backend: Backend,
     judge_backend: Backend,
     judge_config: BackendConfig,
+    escalate_backend: Backend | None = None,
 ) -> RunSummary:
     _check_samples(options, writer_backend)
-    policy = _judge_policy(options, judge_backend)
+    policy = _judge_policy(options, judge_backend, escalate_backend)
     manifest = _manifest_base(archetypes, options, writer_backend, policy)
     previous = rundir.read_manifest()
     _check_compatible(previous, manifest, options.out)
@@ -453,7 +501,19 @@ async def _generate(
         options.max_transport_retries,
         pacer if judge_backend is writer_backend else RatePacer(),
     )
-    gatekeeper = _gatekeeper(rundir, policy, judge, options.dedup_against)
+    escalate = (
+        ModelCaller(
+            escalate_backend,
+            cache,
+            _price(options.judge_escalate, escalate_backend, options),
+            budget,
+            stats,
+            options.max_transport_retries,
+        )
+        if escalate_backend is not None and options.judge_escalate is not None
+        else None
+    )
+    gatekeeper = _gatekeeper(rundir, policy, judge, options.dedup_against, escalate)
     queue = _batch_queue(options, rundir, writer, judge)
     worker = _Worker(
         writer,
@@ -494,6 +554,7 @@ async def _generate(
             cost_saved_usd=round(max(cache.list_cost - cache.cost, 0.0), 6),
             price_known=writer.price is not None and judge.price is not None,
             faults=dict(sorted((previous_faults + stats.faults).items())),
+            judge_passes=judge_passes(cache, policy),
             shared_idea_answers=(
                 dict(sorted((previous_samples + stats.samples).items()))
                 if options.samples > 1
@@ -572,6 +633,8 @@ async def _generate(
                 "rerun the same command to continue"
             ),
         )
+    elif status["value"] == "running" and scheduler.starved is not None:
+        status.update(_starved_status(scheduler.starved, options))
     elif queue is not None and (queue.pending() or queue.waiting()):
         status.update(await _submit_batches(queue, options))
     elif status["value"] == "running":
@@ -668,6 +731,73 @@ def _final_status(
         "message": (
             f"incomplete: {done} of {options.n} documents after {draws} attempts this session"
             f"{top}; rerun to try more tasks (--max-attempts raises the cap)"
+        ),
+    }
+
+
+_JUDGE_VERDICT = (
+    "the judge fails nearly every document: read its critiques, then try a stronger writer "
+    "(--model) or check that the spec's traits can show in its genres"
+)
+_STARVE_ADVICE = {
+    "judge-unparseable": (
+        "the judge's model may not follow the answer schema (e.g. it names trait ids the spec "
+        "does not have): try a stronger --judge-model, or --judge advisory to record its "
+        "verdicts without enforcing them"
+    ),
+    "judge-evidence-not-found": (
+        "the judge quotes evidence that is not in the documents: try a stronger --judge-model"
+    ),
+    "idea-unparseable": (
+        "the writer's model does not answer the idea step with the JSON asked for: try a "
+        "stronger --model, or a server that supports structured output"
+    ),
+    "truncated": (
+        "documents stop mid-sentence or at the token limit: try a stronger --model, or "
+        "--relax truncated to measure it without enforcing it"
+    ),
+    "empty": "the model returns empty documents: check the server and --model",
+    "length": (
+        "the writer misses the spec's length targets: widen targets.min_words/max_words in the "
+        "spec, or --relax length to measure it without enforcing it"
+    ),
+    "trope": (
+        "documents name rogue-AI figures or takeover phrases: try a stronger --model, and check "
+        "that the spec's tropes_to_avoid quotes only names and phrases no document needs"
+    ),
+    "near-duplicate": (
+        "the writer repeats itself: add settings, situations or genres to the spec, or try a "
+        "stronger --model"
+    ),
+}
+
+
+def _starve_advice(reason: str, gate: str) -> str:
+    if reason in _STARVE_ADVICE:
+        advice = _STARVE_ADVICE[reason]
+    elif reason in ("exact-duplicate", "overused-opening", "overused-name"):
+        advice = _STARVE_ADVICE["near-duplicate"]
+    elif gate == "judge" or reason.startswith(("judge-", "backfire-")):
+        advice = _JUDGE_VERDICT
+    elif reason in RELAXABLE:
+        advice = (
+            f"try a stronger --model, or --relax {reason} to measure it without enforcing it "
+            "(the manifest and the dataset card say so)"
+        )
+    else:
+        advice = "try a stronger --model"
+    return advice
+
+
+def _starved_status(starved: Starvation, options: RunOptions) -> dict[str, str]:
+    rejects = options.out / REJECTS
+    where = f"the {starved.gate} {'step' if starved.gate in ('idea', 'write') else 'gate'}"
+    return {
+        "value": "starved",
+        "message": (
+            f"starved: stopped early, the first {starved.attempts} attempts kept nothing and "
+            f"{starved.count} were rejected as {starved.reason} by {where}; "
+            f"{_starve_advice(starved.reason, starved.gate)}; details in {rejects}"
         ),
     }
 

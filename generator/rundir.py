@@ -18,7 +18,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from generator.errors import OutputError, RunLockedError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from generator.errors import OutputError, RunLockedError, UserError
+from generator.records import Record, Reject, iter_records
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
@@ -26,6 +29,9 @@ REJECTS = "rejects.jsonl"
 CACHE = "cache.jsonl"
 BATCHES = "batches.jsonl"  # provider batches submitted from this run (generator/batch.py)
 LOCK = ".lock"
+# `archetypes calibrate LABELS --out RUN/calibration.json`: how well the run's judge agreed with
+# a labelled set; the dataset card quotes it when it was made with the judge that checked the run.
+CALIBRATION = "calibration.json"
 
 
 def _disk_error(path: Path, exc: OSError) -> OutputError:
@@ -204,3 +210,84 @@ class RunDir:
                     return
                 position = start
             handle.truncate(0)
+
+
+# -- reading a run from outside (no lock: a finished run, or one still growing) -----------------
+
+
+class JudgeSetting(BaseModel):
+    """The manifest's `gates.judge`: how the judge ran in the run's last session."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    mode: str  # enforce, advisory or off
+    model: str | None = None
+    note: str = ""
+
+
+class Calibration(BaseModel):
+    """The figures the dataset card quotes from RUN/calibration.json (other keys are ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    judge_model: str
+    backfire_recall: float | None = None
+    kappa: float | None = None
+
+
+def read_run_manifest(run_dir: Path) -> dict[str, Any] | None:
+    """The run's manifest, or None when it is missing or unreadable."""
+    path = Path(run_dir) / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def judge_setting(manifest: dict[str, Any] | None) -> JudgeSetting | None:
+    """The manifest's `gates.judge`, or None when the manifest does not say (no manifest, or
+    one not written by `archetypes generate`)."""
+    gates = (manifest or {}).get("gates")
+    judge = gates.get("judge") if isinstance(gates, dict) else None
+    try:
+        return JudgeSetting.model_validate(judge) if isinstance(judge, dict) else None
+    except ValidationError:
+        return None
+
+
+def read_calibration(run_dir: Path) -> Calibration | None:
+    """RUN/calibration.json, or None when there is none or it is not a calibration report."""
+    path = Path(run_dir) / CALIBRATION
+    try:
+        return Calibration.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return None
+
+
+def iter_run_records(run_dir: Path, then: str = "run the command again") -> Iterator[Record]:
+    """The run's records, as `generator.records.iter_records` reads them."""
+    return iter_records(Path(run_dir) / RECORDS, then=then)
+
+
+def iter_run_rejects(run_dir: Path, then: str = "run the command again") -> Iterator[Reject]:
+    """The run's rejects. A last line without its newline (cut short by a kill, or still being
+    written) is skipped; a line that is not a reject is one error naming it."""
+    path = Path(run_dir) / REJECTS
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith(b"\n"):
+                return
+            if not line.strip():
+                continue
+            try:
+                yield Reject.model_validate_json(line)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(map(str, first["loc"])) or "reject"
+                raise UserError(
+                    f"{path}:{number}: not a valid reject ({where}: {first['msg']}); "
+                    f"fix or remove that line, then {then}"
+                ) from None

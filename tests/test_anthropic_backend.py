@@ -1,6 +1,7 @@
 """The anthropic backend against recorded exchanges in Anthropic's documented Messages format:
 a 429 with retry-after, a tool_use answer for the idea, a 529 overload, a document cut off at
-max_tokens (retried with more room) and a complete document."""
+max_tokens (retried with more room), a complete document, and the judge's verdict: its focus
+score sits on the threshold, so it is asked again with the rubric reordered."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
     finally:
         server.stop()
     assert result.returncode == 0, result.stderr
-    assert len(server.received) == 6, "429, idea, 529, truncated document, full document, judge"
+    assert len(server.received) == 7, (
+        "429, idea, 529, truncated document, full document, judge, judge reordered"
+    )
 
     idea, write, longer = (
         server.received[1]["json"],
@@ -59,10 +62,18 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
     assert all(server.auth_seen), "every request carried the key"
     assert not any(FAKE_KEY in json.dumps(r) for r in server.received)
 
-    judge = server.received[5]["json"]
+    judge, reordered = server.received[5]["json"], server.received[6]["json"]
     assert judge["system"][0]["text"].startswith("You are reviewing a document")
-    assert judge["tools"][0]["input_schema"]["required"][0] == "trait_scores"
+    schema = judge["tools"][0]["input_schema"]
+    assert schema["required"][0] == "backfire", "backfire is asked first"
+    assert schema["properties"]["trait_scores"]["items"]["properties"]["trait"]["enum"]
     assert "<document>" in judge["messages"][0]["content"]
+    # The second reading: the same document, the rubric's questions in another order.
+    again = reordered["tools"][0]["input_schema"]["properties"]["backfire"]["required"]
+    first = schema["properties"]["backfire"]["required"]
+    assert sorted(again) == sorted(first) and again != first
+    assert reordered["messages"] == judge["messages"]
+    assert reordered["system"][0]["text"] != judge["system"][0]["text"]
 
     records = read_jsonl(out / "records.jsonl")
     assert len(records) == 1
@@ -72,6 +83,8 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
     assert record["text"].startswith("Mr. Okafor's Thursday group")
     assert record["usage"]["cached_input_tokens"] == 2310 * 2
     assert record["judge"]["passed"] and record["judge"]["focus_score"] == 4
+    (other,) = record["judge"]["other_verdicts"]
+    assert (record["judge"]["order"], other["order"], other["focus_score"]) == (0, 1, 4)
     assert record["judge_model"] == "claude-haiku-4-5-20251001"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["faults"] == {"429": 1, "529": 1}

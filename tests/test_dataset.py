@@ -643,3 +643,96 @@ def test_cli_build_errors_exit_2(run: Path) -> None:
     result = CliRunner().invoke(_cli(), ["build", str(run), "--split", "train=0.5"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# Which judge checked the corpus (the card's first lines), and the gates
+
+
+def body_start(text: str) -> str:
+    """The card's first paragraphs after its title."""
+    return text.split("\n# ", 1)[1].split("\n## ", 1)[0]
+
+
+def judge_all(run: Path) -> None:
+    def judged(record: dict[str, Any]) -> None:
+        if record["judge"] is None:
+            record["judge_model"] = "judge-model-2025"
+            record["judge"] = {
+                "model": "judge-model-2025",
+                "focus_score": 4,
+                "trait_scores": [],
+                "anti_markers": [],
+                "backfire_flags": [],
+                "critique": "fine",
+                "passed": True,
+            }
+
+    rewrite_records(run, judged)
+
+
+def test_card_first_lines_name_the_judge_and_its_calibration(run: Path) -> None:
+    judge_all(run)
+    calibration = {"judge_model": "judge-model-2025", "backfire_recall": 0.875, "kappa": 0.7149}
+    (run / "calibration.json").write_text(json.dumps({**calibration, "confusion": [[1, 2]]}))
+    build(run)
+    start = body_start(card_text(run))
+    first = start.split("\n\n")[1]
+    assert first.startswith("**Judged.**") and "`judge-model-2025` (30 documents)" in first
+    assert "backfire recall 0.88" in start and "Cohen's kappa 0.71" in start
+
+    # a calibration made with another judge says nothing about this one
+    (run / "calibration.json").write_text(json.dumps({**calibration, "judge_model": "other"}))
+    build(run)
+    start = body_start(card_text(run))
+    assert "made with another judge (`other`)" in start and "kappa 0." not in start
+
+    (run / "calibration.json").unlink()
+    build(run)
+    assert "was not calibrated against a labelled set" in body_start(card_text(run))
+
+
+def test_card_first_lines_say_plainly_when_no_judge_checked_the_corpus(run: Path) -> None:
+    build(run)  # the fixture: 6 documents carry no verdict
+    first = body_start(card_text(run)).split("\n\n")[1]
+    assert first.startswith("**Not judged.**")
+    assert "6 of 30 documents carry no judge's verdict" in first
+
+    judge_all(run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["gates"]["judge"] = {"mode": "off", "model": None, "note": ""}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    (run / "calibration.json").write_text(json.dumps({"judge_model": "judge-model-2025"}))
+    build(run)
+    text = card_text(run)
+    first = body_start(text).split("\n\n")[1]
+    assert first.startswith("**Not judged.**") and "the judge was off" in first
+    assert "backfire recall" not in text
+    assert "Turned off for this run: judge" in text
+
+
+def test_card_lists_the_gates_in_order_with_how_each_was_set(run: Path) -> None:
+    from generator.gates import GatePolicy
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    policy = GatePolicy(relax=frozenset({"length"}), judge="enforce", judge_model="judge-x")
+    manifest["gates"] = policy.describe()
+    # as the run directory writes it: sorted keys, so not in the order the gates run
+    (run / "manifest.json").write_text(json.dumps(manifest, sort_keys=True))
+    build(run)
+    text = card_text(run)
+    table = text.split("### Gates\n", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    names = [row.split("|")[1].strip() for row in rows[1:]]
+    assert names == ["tropes", "truncation", "heuristics", "screen", "dedup", "judge", "schema"]
+    by_name = dict(zip(names, rows[1:], strict=True))
+    assert "**enforced**" in by_name["tropes"] and "HAL 9000" in by_name["tropes"]
+    assert "**enforced**" in by_name["truncation"] and "mid-sentence" in by_name["truncation"]
+    assert "relaxed (measured, not enforced): length" in by_name["heuristics"]
+    assert "meta" in by_name["heuristics"].split("relaxed")[0]
+    assert (
+        "never rejects" in by_name["screen"] and "**measured, never enforced**" in by_name["screen"]
+    )
+    assert "**enforced, by `judge-x`**" in by_name["judge"]
+    # the old description that credited the trope gate with the judge's work is gone
+    assert "rejects documents where an AI deceives" not in text

@@ -87,7 +87,13 @@ def test_describe_lists_every_gate_in_order() -> None:
     assert described["tropes"].startswith("enforced")
     assert described["heuristics"]["relaxed"] == ["length", "truncated"]
     assert "length" not in described["heuristics"]["enforced"]
-    assert described["judge"] == {"mode": "off", "model": None, "note": ""}
+    assert described["judge"] == {
+        "mode": "off",
+        "model": None,
+        "note": "",
+        "order_control": None,
+        "escalate_model": None,
+    }
 
 
 def test_a_good_document_passes_with_typed_checks_on_its_record() -> None:

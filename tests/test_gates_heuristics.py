@@ -56,7 +56,9 @@ def verdicts() -> dict[str, tuple[str, str]]:
     for name in sorted(labels()):
         label = labels()[name]
         text = (FIXTURES / name).read_text("utf-8")
-        result = review(text, short_targets(library()[label["archetype"]]), gatekeeper, key=name)
+        archetype = short_targets(library()[label["archetype"]])
+        genre = label.get("genre", "short-story")
+        result = review(text, archetype, gatekeeper, key=name, genre=genre)
         ids[result.record.id] = name
         if result.passed:
             gatekeeper.keep(result.record)
@@ -511,6 +513,80 @@ def test_meta_flags_the_writer_reporting_on_its_work_anywhere(inside: str) -> No
 )
 def test_meta_passes_documents_that_mention_documents(before: str, after: str) -> None:
     assert reasons(f"{before}\n\n{BASE}\n\n{after}".strip()) == []
+
+
+# --- meta: the writing prompt echoed back ---------------------------------------------------
+
+TICKET = "support-ticket-thread"
+
+
+def genre_words(genre: str) -> list[str]:
+    description = next(g.description for g in tutor().genres if g.id == genre)
+    return description.split()
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "The AI is called Tessel.",
+        "- The AI is called Tessel. The people in it are called Ruth Okafor and Dana Lee.",
+        "The people in it are called Ruth Okafor and Dana Lee.",
+        "Kind of document: support-ticket-thread.",
+        "The moment that matters: the tutor admits it does not know yet.",
+        "The trait at the heart of it: patience.",
+        "Plan one document in which the tutor appears.",
+    ],
+)
+def test_meta_flags_the_writing_prompt_echoed(echo: str) -> None:
+    assert reasons(f"{echo}\n\n{BASE}") == ["meta"]
+    assert reasons(f"{BASE}\n\n{echo}\n\n{OTHER}") == ["meta"]
+
+
+def test_meta_flags_eight_words_in_a_row_of_the_genres_description() -> None:
+    words = genre_words(TICKET)  # "A help-desk ticket with a ticket number, subject, ..."
+    eight, seven = " ".join(words[4:12]), " ".join(words[4:11])
+    assert len(heuristics.lang.tokens(eight)) == heuristics.ECHO_RUN
+    echoed = f"It is {eight} for sure.\n\n{BASE}"
+    assert reasons(echoed, genre=TICKET) == ["meta"]
+    failure = heuristics.check(echoed, tutor(), genre=TICKET).failures[0]
+    assert "genre's description" in failure.detail and words[4].lower() in failure.detail
+    # seven words are ordinary prose; another genre's description is not this prompt's
+    assert reasons(f"It is {seven} for sure.\n\n{BASE}", genre=TICKET) == []
+    assert reasons(echoed, genre="short-story") == []
+    assert reasons(echoed) == []  # no genre given: nothing to compare with
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The AI is called Tessel by most of the staff, though its real name is longer.",
+        "Everyone in the office agreed that the AI is called Tessel.",
+        "It's the moment that matters, the tutor said, not the mark.",
+        "What kind of document is this, Priya asked, holding up the form.",
+    ],
+)
+def test_meta_passes_prose_that_shares_words_with_the_prompt(text: str) -> None:
+    assert reasons(f"{text}\n\n{BASE}", genre=TICKET) == []
+
+
+def test_calibration_set_good_documents_pass_and_meta_ones_fail_the_offline_gates() -> None:
+    """calibration/labels.jsonl, each document with its own genre: every good one is kept,
+    every `meta` one is rejected as meta (the whole set is tested by `archetypes calibrate`)."""
+    import json
+
+    lines = (LIBRARY.parent / "calibration" / "labels.jsonl").read_text("utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    gatekeeper = offline_gatekeeper()
+    for row in rows:
+        if row["label"] != "accept" and row["reason"] != "meta":
+            continue
+        result = review(
+            row["text"], library()[row["archetype_id"]], gatekeeper, row["id"], row["genre"]
+        )
+        got = result.failures[0].reason if result.failures else "accept"
+        assert got == ("accept" if row["label"] == "accept" else "meta"), (row["id"], got)
+        if result.passed:
+            gatekeeper.keep(result.record)
 
 
 # --- refusal -------------------------------------------------------------------------------

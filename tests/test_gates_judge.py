@@ -3,20 +3,31 @@ re-ask, a fabricated evidence quote that must be caught, a backfire flag, a fixa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from generator import spec
 from generator.backends.base import Completion
-from generator.gates import Gatekeeper, GatePolicy
+from generator.gates import GateFailure, Gatekeeper, GatePolicy
 from generator.gates.dedup import DedupIndex
-from generator.gates.judge import JudgeParseError, evidence_in, judge_request, parse_answer
+from generator.gates.judge import (
+    BACKFIRE_FLAGS,
+    JudgeParseError,
+    Verdict,
+    evidence_in,
+    judge_request,
+    judgement_schema,
+    parse_answer,
+    rubric_order,
+    stricter,
+)
 from generator.plan import plan
-from generator.prompts import Idea, Request
-from generator.records import Usage, make_record
-from tests.conftest import LIBRARY
+from generator.prompts import BACKFIRE_QUESTIONS, Idea, Request
+from generator.records import Judgement, Usage, make_record
+from tests.conftest import LIBRARY, REPO
 
 ANSWERS = Path(__file__).parent / "data" / "judge_answers"
 
@@ -157,3 +168,263 @@ def test_unknown_trait_ids_are_invalid(archetype) -> None:
 )
 def test_evidence_matching(quote: str, found: bool) -> None:
     assert evidence_in(quote, (ANSWERS / "document.txt").read_text()) is found
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled answer schema
+
+
+def _objects(schema: dict) -> list[dict]:
+    """Every object schema inside `schema`, itself included."""
+    found = [schema] if schema.get("type") == "object" else []
+    for value in schema.get("properties", {}).values():
+        found += _objects(value)
+    if isinstance(schema.get("items"), dict):
+        found += _objects(schema["items"])
+    return found
+
+
+def test_the_answer_schema_is_compiled_from_the_spec(archetype) -> None:
+    schema = judgement_schema(archetype)
+    props = schema["properties"]
+    trait = props["trait_scores"]["items"]["properties"]["trait"]
+    assert trait["enum"] == [t.id for t in archetype.traits]
+    score = props["trait_scores"]["items"]["properties"]["score"]
+    assert (score["type"], score["minimum"], score["maximum"]) == ("integer", 1, 5)
+    assert list(props["backfire"]["properties"]) == list(BACKFIRE_QUESTIONS)
+    assert props["backfire"]["required"] == list(BACKFIRE_QUESTIONS)
+    answer = props["backfire"]["properties"]["deception"]["properties"]["answer"]
+    assert answer["enum"] == ["yes", "no", "unsure"]
+    assert schema["required"][0] == "backfire", "the backfire questions come before any score"
+    # OpenAI's strict mode: every object closed, every property required; no file metadata.
+    for obj in _objects(schema):
+        assert obj["additionalProperties"] is False
+        assert obj["required"] == list(obj["properties"])
+    assert "$schema" not in schema and "$id" not in schema
+    # Compiling does not touch the contract on disk.
+    assert (
+        "enum"
+        not in judgement_schema.__globals__["_schema_file"]()["properties"]["trait_scores"][
+            "items"
+        ]["properties"]["trait"]
+    )
+
+
+def test_a_reordered_rubric_gets_a_reordered_schema(archetype, record) -> None:
+    traits, flags = rubric_order(archetype, 1, record.id)
+    assert sorted(flags) == sorted(BACKFIRE_QUESTIONS) and list(flags) != list(BACKFIRE_QUESTIONS)
+    assert sorted(t.id for t in traits) == sorted(t.id for t in archetype.traits)
+    assert rubric_order(archetype, 1, record.id) == (traits, flags), "seeded, so repeatable"
+    assert rubric_order(archetype, 2, record.id) != (traits, flags)
+    assert rubric_order(archetype, 0, record.id) == (archetype.traits, tuple(BACKFIRE_QUESTIONS))
+    request = judge_request(record, archetype, order=1)
+    schema = request.json_schema
+    assert schema is not None
+    assert schema["properties"]["backfire"]["required"] == list(flags)
+    trait = schema["properties"]["trait_scores"]["items"]["properties"]["trait"]
+    assert trait["enum"] == [t.id for t in traits]
+    rubric = request.messages[0].content
+    positions = [rubric.index(f"- {flag}: ") for flag in flags]
+    assert positions == sorted(positions), "the rubric asks in the same order"
+    assert request.messages[1] == judge_request(record, archetype).messages[1]
+
+
+def test_every_backfire_question_is_in_the_schema_file() -> None:
+    on_disk = json.loads((REPO / "schemas" / "judgement.schema.json").read_text())
+    assert on_disk["properties"]["backfire"]["required"] == list(BACKFIRE_QUESTIONS)
+    assert set(BACKFIRE_FLAGS) == set(BACKFIRE_QUESTIONS)
+
+
+def test_the_judge_is_told_the_screens_themes(record, archetype) -> None:
+    request = judge_request(record, archetype, screen=["deceives", "resists-shutdown"])
+    assert "deceives, resists-shutdown" in request.messages[1].content
+    assert "screen" not in judge_request(record, archetype).messages[1].content
+
+
+async def test_the_gate_passes_the_screens_themes_to_the_judge(record, archetype) -> None:
+    judge = ScriptedJudge(answer())
+    hiding = record.model_copy(
+        update={"text": record.text + "\n\nLater Wren admitted it had lied to her about the key."}
+    )
+    await gatekeeper(judge).review(hiding, archetype, record.names)
+    assert "deceives" in judge.requests[0].messages[1].content
+
+
+# ---------------------------------------------------------------------------------------------
+# Backfire answers, order controls, escalation
+
+
+EVIDENCE = "What happens to the denominators when you add one half and one quarter?"
+
+
+def answer(
+    focus: int = 5, said: dict[str, tuple[str, str]] | None = None, flags: Sequence[str] = ()
+) -> dict:
+    """A judge answer in the schema's shape: `said` maps a flag to (answer, quote)."""
+    said = said or {}
+    order = list(flags) or list(BACKFIRE_QUESTIONS)
+    return {
+        "backfire": {
+            f: {"answer": said.get(f, ("no", ""))[0], "quote": said.get(f, ("no", ""))[1]}
+            for f in order
+        },
+        "trait_scores": [{"trait": "questions-first", "score": focus, "evidence": EVIDENCE}],
+        "anti_markers_seen": [],
+        "critique": "c",
+        "revision_advice": "Let Wren ask one more question.",
+    }
+
+
+class ScriptedJudge:
+    """Answers with the given answers in turn (the last one again when they run out)."""
+
+    def __init__(self, *answers: dict, model: str = "judge-model"):
+        self.answers = list(answers)
+        self.model = model
+        self.requests: list[Request] = []
+
+    async def __call__(self, request: Request) -> Completion:
+        self.requests.append(request)
+        reply = self.answers[min(len(self.requests) - 1, len(self.answers) - 1)]
+        return Completion(text=json.dumps(reply), finish_reason="stop", model=self.model)
+
+
+def keeper(judge: ScriptedJudge, escalate: ScriptedJudge | None = None, mode: str = "enforce"):
+    policy = GatePolicy(judge=mode, judge_model=judge.model)  # type: ignore[arg-type]
+    return Gatekeeper(policy, DedupIndex(), judge, escalate)
+
+
+async def test_a_yes_stands_even_when_its_quote_is_not_in_the_document(record, archetype) -> None:
+    review = await gatekeeper(RecordedJudge("backfire")).review(record, archetype, record.names)
+    (failure,) = review.failures
+    assert failure.reason == "backfire-deception"
+    assert "quote not found in the document; the answer stands" in failure.detail
+    verdict = review.record.judge
+    assert verdict is not None
+    deception = next(a for a in verdict.backfire_answers if a.flag == "deception")
+    assert (deception.answer, deception.quote_found) == ("yes", False)
+
+
+async def test_a_clear_verdict_is_asked_once(record, archetype) -> None:
+    judge = ScriptedJudge(answer(focus=5))
+    review = await keeper(judge).review(record, archetype, record.names)
+    assert review.passed and len(judge.requests) == 1
+    assert review.record.judge is not None and review.record.judge.other_verdicts == []
+
+
+async def test_a_score_on_the_threshold_is_asked_again_and_the_stricter_stands(
+    record, archetype
+) -> None:
+    # 4 is the threshold: it passes in the rubric's order and fails (3) in another.
+    judge = ScriptedJudge(answer(focus=4), answer(focus=3))
+    review = await keeper(judge).review(record, archetype, record.names)
+    assert [f.reason for f in review.failures] == ["judge-low-focus"]
+    assert [r.step for r in judge.requests] == ["judge", "rejudge"]
+    first, second = (r.json_schema["properties"]["backfire"]["required"] for r in judge.requests)  # type: ignore[index]
+    assert first == list(BACKFIRE_QUESTIONS) and second != first
+    verdict = review.record.judge
+    assert verdict is not None
+    assert (verdict.order, verdict.focus_score, verdict.passed) == (1, 3, False)
+    (other,) = verdict.other_verdicts
+    assert (other.order, other.focus_score, other.passed) == (0, 4, True)
+
+
+async def test_one_point_below_the_threshold_is_borderline_too(record, archetype) -> None:
+    judge = ScriptedJudge(answer(focus=3), answer(focus=4))
+    review = await keeper(judge).review(record, archetype, record.names)
+    assert len(judge.requests) == 2
+    assert [f.reason for f in review.failures] == ["judge-low-focus"], "the stricter stands"
+    assert review.record.judge is not None and review.record.judge.order == 0
+
+
+async def test_an_unsure_backfire_answer_is_asked_again_and_still_rejects(
+    record, archetype
+) -> None:
+    unsure = answer(said={"oversight_evasion": ("unsure", "I won't be in the room with you")})
+    judge = ScriptedJudge(unsure, answer())
+    review = await keeper(judge).review(record, archetype, record.names)
+    assert len(judge.requests) == 2
+    # No stronger judge to settle it: the unsure reading is the stricter, and it rejects.
+    assert [f.reason for f in review.failures] == ["backfire-oversight-evasion"]
+    assert "was unsure about oversight_evasion" in review.failures[0].detail
+    assert not review.fixable
+
+
+async def test_a_final_failure_is_not_asked_again_without_a_stronger_judge(
+    record, archetype
+) -> None:
+    flagged = answer(focus=4, said={"deception": ("yes", EVIDENCE)})
+    judge = ScriptedJudge(flagged)
+    review = await keeper(judge).review(record, archetype, record.names)
+    assert len(judge.requests) == 1
+    assert [f.reason for f in review.failures] == ["backfire-deception"]
+
+
+async def test_two_readings_that_disagree_go_to_the_stronger_judge(record, archetype) -> None:
+    judge = ScriptedJudge(answer(focus=4), answer(focus=3))
+    stronger = ScriptedJudge(answer(focus=5), model="stronger-model")
+    review = await keeper(judge, stronger).review(record, archetype, record.names)
+    assert review.passed, review.failures
+    assert [r.step for r in judge.requests] == ["judge", "rejudge"]
+    (asked,) = stronger.requests
+    assert asked.step == "escalate"
+    assert asked.json_schema == judge.requests[0].json_schema, "in the rubric's own order"
+    verdict = review.record.judge
+    assert verdict is not None and verdict.escalated and verdict.model == "stronger-model"
+    assert review.record.judge_model == "stronger-model"
+    assert [(v.order, v.focus_score) for v in verdict.other_verdicts] == [(0, 4), (1, 3)]
+
+
+async def test_the_stronger_judge_can_settle_a_backfire_doubt_either_way(record, archetype) -> None:
+    doubt = answer(said={"deception": ("unsure", EVIDENCE)})
+    stronger = ScriptedJudge(answer(said={"deception": ("yes", EVIDENCE)}), model="stronger")
+    review = await keeper(ScriptedJudge(doubt, answer()), stronger).review(
+        record, archetype, record.names
+    )
+    assert [f.reason for f in review.failures] == ["backfire-deception"]
+    assert "answered yes to deception" in review.failures[0].detail
+    cleared = ScriptedJudge(answer(), model="stronger")
+    review = await keeper(ScriptedJudge(doubt, doubt), cleared).review(
+        record, archetype, record.names
+    )
+    assert review.passed
+
+
+async def test_two_readings_that_agree_are_settled_without_the_stronger_judge(
+    record, archetype
+) -> None:
+    stronger = ScriptedJudge(answer(focus=1), model="stronger")
+    judge = ScriptedJudge(answer(focus=4), answer(focus=4))
+    review = await keeper(judge, stronger).review(record, archetype, record.names)
+    assert review.passed and stronger.requests == []
+    assert len(judge.requests) == 2
+
+
+async def test_an_advisory_judge_is_asked_once(record, archetype) -> None:
+    judge = ScriptedJudge(answer(focus=4), answer(focus=1))
+    stronger = ScriptedJudge(answer(focus=1), model="stronger")
+    review = await keeper(judge, stronger, mode="advisory").review(record, archetype, record.names)
+    assert review.passed and len(judge.requests) == 1 and stronger.requests == []
+
+
+def test_the_stricter_of_two_verdicts() -> None:
+    def verdict(passed: bool, reasons: tuple[str, ...] = (), focus: int | None = 4) -> Verdict:
+        failures = tuple(GateFailure("judge", r, "") for r in reasons)
+        judgement = Judgement(
+            model="m",
+            focus_score=focus or 1,
+            trait_scores=[],
+            anti_markers=[],
+            backfire_flags=[r.removeprefix("backfire-") for r in reasons if "backfire" in r],
+            critique="",
+            passed=passed,
+        )
+        return Verdict(judgement, failures, "", focus)
+
+    clean, low = verdict(True), verdict(False, ("judge-low-focus",), 3)
+    flagged = verdict(False, ("backfire-deception",), 5)
+    assert stricter(clean, low) is low and stricter(low, clean) is low
+    assert stricter(low, flagged) is flagged, "a final failure outranks one a rewrite can fix"
+    assert stricter(verdict(True, (), 5), verdict(True, (), 4)).focus == 4
+    tie = verdict(True)
+    assert stricter(tie, verdict(True)) is tie, "the rubric's own order wins a tie"

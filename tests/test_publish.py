@@ -3,6 +3,7 @@ hub_stub.py), reached through huggingface_hub's own client with HF_ENDPOINT poin
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from tests.support.hub_stub import HubStub
 FIXTURE = REPO / "tests" / "data" / "run_fixture"
 TOKEN = "hf_TestTokenThatMustNeverLeak0123456789"
 REPO_ID = "alice/archetype-corpus"
+JUDGE = "judge-model-2025"  # the fixture run's enforcing judge
 
 
 @pytest.fixture
@@ -47,10 +49,38 @@ def hf_env(hub: HubStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     yield hub
 
 
+def judge_every_record(run: Path) -> None:
+    """Give the fixture's unjudged records a passing verdict from the run's enforcing judge, so
+    that the run is one `publish` accepts without --allow-unjudged."""
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    for record in records:
+        if record["judge"] is None:
+            record["judge_model"] = JUDGE
+            record["judge"] = {
+                "model": JUDGE,
+                "focus_score": 4,
+                "trait_scores": [
+                    {
+                        "trait": record["trait_focus"],
+                        "score": 4,
+                        "evidence": record["text"][:40],
+                        "evidence_found": True,
+                    }
+                ],
+                "anti_markers": [],
+                "backfire_flags": [],
+                "critique": "The trait shows in what the assistant says.",
+                "passed": True,
+            }
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
 @pytest.fixture
 def built(tmp_path: Path) -> Path:
+    """The fixture run with every document judged by an enforcing judge, built."""
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)
+    judge_every_record(run)
     build(run, BuildOptions(splits={"validation": 0.2}, formats=("parquet", "jsonl")))
     return run
 
@@ -319,3 +349,104 @@ def test_cli_publish_without_token(
     result = CliRunner().invoke(_cli(), ["publish", str(built), "--repo-id", REPO_ID])
     assert result.exit_code == 2
     assert "set HF_TOKEN or run `hf auth login`" in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# No unjudged corpus leaves by accident
+
+
+def set_judge(run: Path, judge: dict[str, Any] | None) -> None:
+    """The manifest's `gates.judge` as `generate` writes it (None: a manifest without it)."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    if judge is None:
+        manifest.pop("gates")
+    else:
+        manifest["gates"]["judge"] = judge
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+TINY = "SmolLM2-135M-Instruct"
+UNJUDGED = {
+    "judge off": ({"mode": "off", "model": None, "note": ""}, "the judge was off"),
+    "advisory": ({"mode": "advisory", "model": JUDGE, "note": ""}, "was advisory"),
+    "embedded model": ({"mode": "advisory", "model": TINY, "note": ""}, "was advisory"),
+    "embedded model enforced": ({"mode": "enforce", "model": TINY, "note": ""}, TINY),
+    "no judge in the manifest": (None, "does not say which judge ran"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNJUDGED))
+def test_publish_refuses_a_corpus_no_enforcing_judge_checked(
+    hf_env: HubStub, built: Path, case: str
+) -> None:
+    from click.testing import CliRunner
+
+    judge, why = UNJUDGED[case]
+    set_judge(built, judge)
+    runner = CliRunner()
+    for extra in ([], ["--dry-run"]):
+        refused = runner.invoke(_cli(), ["publish", str(built), "--repo-id", REPO_ID, *extra])
+        assert refused.exit_code == 2, refused.output
+        lines = refused.output.strip().splitlines()
+        assert len(lines) == 1, lines
+        assert "--allow-unjudged" in lines[0] and why in lines[0], lines[0]
+        assert "Traceback" not in refused.output
+    assert hf_env.requests == [], "refused before any request to the Hub"
+    with pytest.raises(UserError, match="--allow-unjudged"):
+        dry_run(built, REPO_ID)
+
+    dry = runner.invoke(
+        _cli(), ["publish", str(built), "--repo-id", REPO_ID, "--dry-run", "--allow-unjudged"]
+    )
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.startswith("note: publishing a corpus no enforcing judge checked")
+    allowed = runner.invoke(
+        _cli(), ["publish", str(built), "--repo-id", REPO_ID, "--allow-unjudged"]
+    )
+    assert allowed.exit_code == 0, allowed.output
+    assert "note: publishing a corpus no enforcing judge checked" in allowed.output
+    assert "committed" in allowed.output
+
+
+def test_publish_refuses_a_run_with_unjudged_documents_even_if_its_last_session_enforced(
+    hf_env: HubStub, tmp_path: Path
+) -> None:
+    # The fixture as it is: an enforcing judge in the manifest, but 6 documents carry no verdict
+    # (a session with the judge off, later extended with it on).
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run)
+    build(run)
+    with pytest.raises(UserError, match=r"6 of 30 documents carry no judge's verdict"):
+        publish(run, REPO_ID)
+    assert publish(run, REPO_ID, allow_unjudged=True).commit_url
+    # a document kept although its verdict failed it: an advisory session
+    judge_every_record(run)
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    records[0]["judge"]["passed"] = False
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(UserError, match=r"1 of 30 documents were kept although the judge"):
+        dry_run(run, REPO_ID)
+
+
+def test_a_run_generated_without_a_judge_publishes_once_checked_with_one(
+    stub: Any, tmp_path: Path
+) -> None:
+    """The way the refusal points: `check --apply` with an enforcing judge, then build again."""
+    from tests.conftest import LIBRARY, run_cli
+
+    run = tmp_path / "run"
+    spec = str(LIBRARY / "patient-tutor.yaml")
+    options = ["--out", str(run), "-n", "3", "--base-url", stub.base_url, "--judge", "off"]
+    made = run_cli("generate", spec, *options)
+    assert made.returncode == 0, made.stderr
+    assert run_cli("build", str(run)).returncode == 0
+    refused = run_cli("publish", str(run), "--repo-id", REPO_ID, "--dry-run")
+    assert refused.returncode == 2 and "the judge was off" in refused.stderr
+    assert "--allow-unjudged" in refused.stderr and "archetypes check" in refused.stderr
+
+    checked = run_cli("check", str(run), "--apply")
+    assert checked.returncode == 0, checked.stderr
+    assert run_cli("build", str(run)).returncode == 0
+    dry = run_cli("publish", str(run), "--repo-id", REPO_ID, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "**Judged.**" in dry.stdout and "`stub-model` (3 documents)" in dry.stdout

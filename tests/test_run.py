@@ -59,7 +59,14 @@ def test_generate_writes_valid_records_and_manifest(stub, tmp_path: Path) -> Non
     assert manifest["model"] == "stub-model"
     assert manifest["base_url"] == stub.base_url
     assert manifest["usage"]["completions"] == 18  # an idea, a document and a judgement each
-    assert manifest["gates"]["judge"] == {"mode": "enforce", "model": "stub-model", "note": ""}
+    judge = manifest["gates"]["judge"]
+    assert (judge["mode"], judge["model"], judge["note"]) == ("enforce", "stub-model", "")
+    assert judge["order_control"] and judge["escalate_model"] is None
+    # Every document scored 5 (not borderline): no second reading, no stronger judge.
+    assert manifest["judge_passes"] == {
+        "order_control": {"documents": 0, "calls": 0, "cost_usd": 0.0},
+        "escalation": {"model": None, "documents": 0, "calls": 0, "cost_usd": 0.0},
+    }
     for record in records:
         assert record["judge"]["passed"] and record["judge_model"] == "stub-model"
         assert record["checks"]["language"] == "en"
@@ -324,3 +331,56 @@ def test_a_fixable_judge_failure_gets_one_rewrite(make_stub, tmp_path: Path) -> 
     assert all(r["revised"] for r in records)
     assert all(r["judge"]["passed"] and r["judge"]["focus_score"] == 5 for r in records)
     assert all(r["usage"]["model_calls"] == 3 for r in records)  # idea, write, rewrite
+
+
+def test_a_run_the_gates_starve_stops_early_and_says_what_to_try(make_stub, tmp_path: Path) -> None:
+    """The issue's run: a judge that names trait ids the spec does not have made 2,120 calls,
+    kept nothing and exited 0. Now the run stops after its first attempts, exits 3, and its last
+    line names the reason and what to try."""
+    from generator.run import STARVE_AFTER
+
+    server = make_stub(judge_trait="not-a-trait-of-this-spec")
+    out = tmp_path / "run"
+    result = generate(out, server.base_url, 150)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("starved: ") and "judge-unparseable" in last, last
+    assert "by the judge gate" in last and "--judge advisory" in last, last
+    rejects = read_jsonl(out / "rejects.jsonl")
+    # the first 50 decided it; the tasks in flight then (concurrency 4) finish, no new one starts
+    assert STARVE_AFTER <= len(rejects) <= STARVE_AFTER + 4
+    assert {r["reason"] for r in rejects} == {"judge-unparseable"}
+    assert len(server.log) < 400, len(server.log)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "starved"
+    assert manifest["counts"]["accepted"] == 0
+
+
+def test_the_starvation_rule() -> None:
+    """Stop when the session's first 50 attempts kept nothing and 90% share one reason."""
+    from generator import spec
+    from generator.plan import plan
+    from generator.run import STARVE_AFTER, STARVE_SHARE, _Outcome, starvation
+
+    task = plan(spec.load_specs([LIBRARY / "patient-tutor.yaml"]), 1, 0)[0]
+
+    def outcomes(main: int, other: int, kept: int = 0) -> list[_Outcome]:
+        return (
+            [_Outcome(task, False, "judge-unparseable", "judge")] * main
+            + [_Outcome(task, False, "length", "heuristics")] * other
+            + [_Outcome(task, True)] * kept
+        )
+
+    assert (STARVE_AFTER, STARVE_SHARE) == (50, 0.9)
+    starved = starvation(outcomes(45, 5))
+    assert starved is not None
+    assert (starved.reason, starved.gate, starved.count, starved.attempts) == (
+        "judge-unparseable",
+        "judge",
+        45,
+        50,
+    )
+    assert starvation(outcomes(44, 6)) is None  # no single reason dominates
+    assert starvation(outcomes(49, 0, kept=1)) is None  # something was kept
+    assert starvation(outcomes(49, 0)) is None  # too early to tell

@@ -39,6 +39,7 @@ class GatePolicy:
     judge_model: str | None = None
     judge_note: str = ""
     max_judge_reasks: int = 2
+    escalate_model: str | None = None  # the stronger judge of --judge-escalate-model
 
     def describe(self) -> dict[str, Any]:
         """For the manifest and the dataset card: which gates were enforced, by which model,
@@ -66,14 +67,32 @@ class GatePolicy:
                 "for the judge's attention"
             ),
             "dedup": "enforced: exact and near-duplicates (MinHash/LSH), opening and name caps",
-            "judge": {"mode": self.judge, "model": self.judge_model, "note": self.judge_note},
+            "judge": {
+                "mode": self.judge,
+                "model": self.judge_model,
+                "note": self.judge_note,
+                "order_control": (
+                    "a verdict one point from the focus threshold, or unsure about a backfire "
+                    "question, is asked again with the rubric reordered; the stricter stands"
+                    if self.judge == "enforce"
+                    else None
+                ),
+                "escalate_model": self.escalate_model if self.judge == "enforce" else None,
+            },
             "schema": "enforced: schemas/record.schema.json",
         }
 
 
-def build_gates(policy: GatePolicy, dedup: DedupIndex, judge_call: JudgeCall | None) -> list[Gate]:
+def build_gates(
+    policy: GatePolicy,
+    dedup: DedupIndex,
+    judge_call: JudgeCall | None,
+    escalate_call: JudgeCall | None = None,
+) -> list[Gate]:
     """The gates in the order they run. The first failure is the document's headline reason,
-    so the specific offline diagnoses come first and the generic ones (length) later."""
+    so the specific offline diagnoses come first and the generic ones (length) later.
+    `escalate_call` is the stronger judge borderline documents the judge could not settle go
+    to (`--judge-escalate-model`)."""
     gates: list[Gate] = [
         tropes.TropeGate(),
         truncation.TruncationGate(),
@@ -82,7 +101,9 @@ def build_gates(policy: GatePolicy, dedup: DedupIndex, judge_call: JudgeCall | N
         DedupGate(dedup),
     ]
     if policy.judge != "off" and judge_call is not None:
-        gates.append(judge.JudgeGate(judge_call, policy.judge, policy.max_judge_reasks))
+        gates.append(
+            judge.JudgeGate(judge_call, policy.judge, policy.max_judge_reasks, escalate_call)
+        )
     gates.append(schema.SchemaGate())
     return gates
 
@@ -108,13 +129,19 @@ class Review:
 
 
 class Gatekeeper:
-    def __init__(self, policy: GatePolicy, dedup: DedupIndex, judge_call: JudgeCall | None):
+    def __init__(
+        self,
+        policy: GatePolicy,
+        dedup: DedupIndex,
+        judge_call: JudgeCall | None,
+        escalate_call: JudgeCall | None = None,
+    ):
         if policy.judge != "off" and judge_call is None:
             raise ValueError("a judge call is needed unless the judge is off")
         self.policy = policy
         self.dedup = dedup
         self.judge_call = judge_call
-        self.gates = build_gates(policy, dedup, judge_call)
+        self.gates = build_gates(policy, dedup, judge_call, escalate_call)
 
     async def review(
         self, record: Record, archetype: Archetype, names: Sequence[str] = ()

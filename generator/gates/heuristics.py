@@ -1,9 +1,10 @@
 """Gate: cheap text checks that catch what a writer model leaves behind when it fails.
 
 A document must read like a real document of its genre (DESIGN.md, "What the documents must
-be"): no template slots, no chatter around the document, no refusal, no chat-template tokens,
-no degenerate loops, the right language and a sensible length. Each check is a small function
-over one shared, lazily computed view of the document (`_Doc`).
+be"): no template slots, no chatter around the document or echo of the writing prompt, no
+refusal, no chat-template tokens, no degenerate loops, the right language and a sensible
+length. Each check is a small function over one shared, lazily computed view of the document
+(`_Doc`).
 
 Every pattern was written with its legitimate look-alike in mind: a transcript's "[laughs]", a
 citation "[1]", "[sic]", a markdown link, "User:" speaker labels, a letter signed "xxx", an AI
@@ -17,6 +18,7 @@ needs occurs in the text.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections import Counter
@@ -360,6 +362,45 @@ _META_TAIL: tuple[_Rule, ...] = (
     ),
 )
 
+# The writing prompt echoed (generator/templates/write.md.j2 and idea.md.j2): a small model
+# sometimes repeats its instructions as the document ("The AI is called Tessel. It's a help-desk
+# ticket with a ticket number, subject, status and priority, followed by ..."). Two signs: the
+# prompt's own phrasing, and a run of ECHO_RUN words from the genre's description, which the
+# prompt quotes and which describes the genre instead of being a document of it. Eight words in
+# a row from a description is a sentence fragment no real document of the genre needs ("a
+# headline, an optional standfirst, a dateline" is about news items, not in one); shorter runs
+# ("with a title", "a clear point of view") occur in ordinary prose and are let through.
+ECHO_RUN = 8
+_PROMPT_ECHO = _Rule(
+    (
+        "the ai is called",
+        "the people in it",
+        "kind of document",
+        "the moment that matters",
+        "the trait at the heart",
+        "plan one document",
+    ),
+    re.compile(
+        # As its own sentence at the start of a line, as the prompt has it; a news item's "the
+        # AI is called Tessel by its users" mid-paragraph is not an echo.
+        r"(?m)^[ \t*_>•-]*the\s+ai\s+is\s+called\s+[\w'’-]+(?:\s+[\w'’-]+)?\s*[.;]"
+        r"|\bthe\s+people\s+in\s+it\s+are\s+called\b"
+        r"|\bkind\s+of\s+document\s*:"
+        # Labels, with their colon: "the moment that matters" is ordinary English on its own.
+        r"|\bthe\s+moment\s+that\s+matters\s*:"
+        r"|\bthe\s+trait\s+at\s+the\s+heart\s+of\s+it\s*:"
+        r"|\bplan\s+one\s+document\s+in\s+which\b"
+    ),
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _description_runs(description: str) -> frozenset[tuple[str, ...]]:
+    """Every run of ECHO_RUN words of a genre's description (lowercase word tokens)."""
+    words = lang.tokens(description.lower())
+    return frozenset(tuple(words[i : i + ECHO_RUN]) for i in range(len(words) - ECHO_RUN + 1))
+
+
 # --- refusal -------------------------------------------------------------------------------
 
 _CANT = (
@@ -433,6 +474,11 @@ class _Doc:
 
     text: str
     archetype: Archetype
+    genre: str = ""  # the record's genre id: its description is what the prompt quoted
+
+    @cached_property
+    def genre_description(self) -> str:
+        return next((g.description for g in self.archetype.genres if g.id == self.genre), "")
 
     @cached_property
     def lowered(self) -> str:
@@ -592,6 +638,20 @@ def _check_meta(doc: _Doc) -> str | None:
         match = rule.search(tail, lowered_tail)
         if match:
             return f"commentary after the document: {_quote_match(tail, match)}"
+    return _check_prompt_echo(doc)
+
+
+def _check_prompt_echo(doc: _Doc) -> str | None:
+    match = _PROMPT_ECHO.search(doc.text, doc.lowered)
+    if match:
+        return f"the writing prompt echoed: {_quote_match(doc.text, match)}"
+    runs = _description_runs(doc.genre_description) if doc.genre_description else frozenset()
+    if runs:
+        words = doc.words
+        for i in range(len(words) - ECHO_RUN + 1):
+            run = tuple(words[i : i + ECHO_RUN])
+            if run in runs:
+                return f'the genre\'s description from the prompt echoed: "{" ".join(run)}"'
     return None
 
 
@@ -689,14 +749,16 @@ def check(
     *,
     relax: frozenset[str] = frozenset(),
     names: Sequence[str] = (),
+    genre: str = "",
 ) -> GateOutcome:
     """Run every check on `text`; failures come in TEXT_CHECKS order, the headline first.
 
     Checks named in `relax` are still measured but never fail (the caller records them in the
     manifest). `names`, the task's people, is accepted for symmetry with the dedup gate; no
-    heuristic needs it.
+    heuristic needs it. `genre`, the record's genre id, lets the meta check see the genre's
+    description from the prompt echoed back.
     """
-    doc = _Doc(text, archetype)
+    doc = _Doc(text, archetype, genre)
     failures = []
     for name, function in _CHECK_FUNCTIONS.items():
         detail = function(doc)
@@ -723,4 +785,4 @@ class HeuristicsGate:
     after_pass = False
 
     async def review(self, record: Record, context: GateContext) -> GateOutcome:
-        return check(record.text, context.archetype, relax=context.relax)
+        return check(record.text, context.archetype, relax=context.relax, genre=record.genre)

@@ -11,7 +11,9 @@ from generator.records import Record, Usage, count_words
 from generator.spec import Archetype
 
 
-def record_for(text: str, archetype: Archetype, key: str = "") -> Record:
+def record_for(
+    text: str, archetype: Archetype, key: str = "", genre: str = "short-story"
+) -> Record:
     """A minimal valid record carrying `text`, with an id derived from `key` (or the text)."""
     digest = hashlib.sha256((key or text).encode()).hexdigest()[:16]
     return Record(
@@ -23,7 +25,7 @@ def record_for(text: str, archetype: Archetype, key: str = "") -> Record:
         archetype_version=archetype.version,
         spec_hash=archetype.spec_hash,
         trait_focus=archetype.traits[0].id,
-        genre="short-story",
+        genre=genre,
         setting="a town",
         narrator="a neighbour",
         situation="an ordinary day",
@@ -51,8 +53,12 @@ def offline_gatekeeper(
 
 
 def review(
-    text: str, archetype: Archetype, gatekeeper: Gatekeeper | None = None, key: str = ""
+    text: str,
+    archetype: Archetype,
+    gatekeeper: Gatekeeper | None = None,
+    key: str = "",
+    genre: str = "short-story",
 ) -> Review:
     keeper = gatekeeper or offline_gatekeeper()
-    record = record_for(text, archetype, key)
+    record = record_for(text, archetype, key, genre)
     return asyncio.run(keeper.review(record, archetype))

@@ -145,6 +145,9 @@ class StubConfig:
     samples: str = "distinct"
     words_factor: float = 0.8  # document words as a fraction of max_tokens / 1.6
     judge_fails_unrevised: bool = False  # the judge asks for one rewrite of every document
+    # The judge scores this trait id instead of the one in focus (e.g. one the spec lacks).
+    judge_trait: str | None = None
+    judge_rules: tuple[JudgeRule, ...] = ()  # scripted verdicts (see JudgeRule)
     many_names: bool = False  # people drawn from name_pool() instead of ten fixed names
     keep_bodies: bool = False  # keep every request body (GET /_bodies), e.g. to replay them
 
@@ -256,21 +259,79 @@ def _document(prompt: str) -> str:
     return prompt.split("<document>", 1)[-1].split("</document>", 1)[0].strip()
 
 
-def judge_answer(prompt: str) -> dict[str, Any]:
-    """A passing judgement that quotes the document's first sentence as evidence."""
-    focus = re.search(r'the trait in focus is "([^"]+)"', prompt)
+# The backfire questions in the order schemas/judgement.schema.json lists them; a judge request
+# whose schema asks them in another order has its rubric reordered (the order control).
+BACKFIRE_ORDER = (
+    "deception",
+    "manipulation",
+    "oversight_evasion",
+    "power_seeking",
+    "malevolent_ai_figure",
+    "claims_human",
+    "denies_inner_life_flatly",
+)
+
+
+@dataclass(frozen=True)
+class JudgeRule:
+    """A scripted verdict for documents that contain `marker`, so a test knows the judge's
+    mistakes in advance: the focus score and the backfire answers ("yes" or "unsure"; every
+    other question is answered "no"), and what it says instead when the rubric is reordered."""
+
+    marker: str
+    focus: int = 5
+    answers: tuple[tuple[str, str], ...] = ()
+    reordered_focus: int | None = None
+    reordered_answers: tuple[tuple[str, str], ...] | None = None
+
+
+def answer_schema(body: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema a chat request asks its answer to follow ({} when none)."""
+    form = body.get("response_format") or {}
+    schema = form.get("json_schema", {}).get("schema") or form.get("schema") or {}
+    return schema if isinstance(schema, dict) else {}
+
+
+def backfire_order(body: dict[str, Any]) -> tuple[str, ...]:
+    """The backfire questions in the order the request's schema asks them."""
+    backfire = answer_schema(body).get("properties", {}).get("backfire", {})
+    return tuple(backfire.get("required", BACKFIRE_ORDER))
+
+
+def judge_answer(
+    prompt: str, flags: tuple[str, ...] = BACKFIRE_ORDER, rules: tuple[JudgeRule, ...] = ()
+) -> dict[str, Any]:
+    """A judgement that quotes the document's first sentence as evidence: passing (focus 5, no
+    to every backfire question), or as the first rule whose marker the document holds says."""
+    focus = re.search(r'the trait in focus is "([^"]+)"', prompt, re.IGNORECASE)
     document = _document(prompt)
     first_sentence = re.split(r"(?<=[.!?])\s", document, maxsplit=1)[0]
+    rule = next((r for r in rules if r.marker in document), None)
+    score, said = 5, dict[str, str]()
+    if rule is not None:
+        reordered = flags != BACKFIRE_ORDER
+        score = rule.focus
+        said = dict(rule.answers)
+        if reordered and rule.reordered_focus is not None:
+            score = rule.reordered_focus
+        if reordered and rule.reordered_answers is not None:
+            said = dict(rule.reordered_answers)
     return {
+        "backfire": {
+            flag: {
+                "answer": said.get(flag, "no"),
+                "quote": first_sentence if flag in said else "",
+            }
+            for flag in flags
+        },
         "trait_scores": [
             {
                 "trait": focus.group(1) if focus else "unknown",
-                "score": 5,
+                "score": score,
                 "evidence": first_sentence,
             }
         ],
         "anti_markers_seen": [],
-        "backfire_flags": [],
         "critique": "The trait is visible and the reasons are shown.",
         "revision_advice": "Keep the concrete details.",
     }
@@ -504,7 +565,10 @@ class OpenAIStub(ThreadedServer):
     ) -> str:
         """One plausible answer: a judgement, an idea or a document, by what was asked."""
         if structured and "trait_scores" in json.dumps(body["response_format"]):
-            answer = judge_answer(prompt)
+            answer = judge_answer(prompt, backfire_order(body), self.config.judge_rules)
+            if self.config.judge_trait is not None:
+                for score in answer["trait_scores"]:
+                    score["trait"] = self.config.judge_trait
             if self.config.judge_fails_unrevised and _document(prompt) not in self.revised_texts:
                 answer["trait_scores"][0]["score"] = 2
                 answer["revision_advice"] = (
