@@ -14,4 +14,6 @@ $PY -m bench.local_engine --parallel 1
 $PY -m bench.local_engine --parallel 4 --samples-per-request 4
 $PY -m bench.shared_ideas
 $PY -m bench.postprocess
+$PY -m bench.demo
+$PY -m bench.embedded_models
 $PY -m bench.report

@@ -258,9 +258,11 @@ def idea_request(
 
 
 def reask_request(original: Request, bad_answer: str, problem: str) -> Request:
-    """The content retry: the same request plus the bad answer and what was wrong with it."""
+    """The content retry: the same request plus the bad answer and what was wrong with it, with
+    the next seed (a seeded local model otherwise repeats its bad answer word for word)."""
     return original.model_copy(
         update={
+            "seed": original.seed + 1,
             "messages": (
                 *original.messages,
                 Message(role="assistant", content=bad_answer[:4000]),

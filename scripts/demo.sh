@@ -10,7 +10,7 @@ $archetypes validate archetypes/
 # the local model), so the generation takes about two minutes on two idle cores. It rarely
 # writes 300 words, so the length check is measured but relaxed; and it is no judge, so the judge
 # is off. Both are stated in the run's manifest and the dataset card.
-$archetypes generate archetypes/patient-tutor.yaml --provider local -n "${DEMO_N:-4}" \
+$archetypes generate archetypes/patient-tutor.yaml --provider local -n "${DEMO_N:-3}" \
   --out outputs/demo --relax length --judge off --no-progress
 $archetypes build outputs/demo
 $archetypes report outputs/demo --no-embeddings
