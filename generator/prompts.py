@@ -271,7 +271,7 @@ def reask_request(original: Request, bad_answer: str, problem: str) -> Request:
                     content=f"That answer could not be used: {problem}. "
                     "Reply again with only the JSON object, with the keys asked for.",
                 ),
-            )
+            ),
         }
     )
 
