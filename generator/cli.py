@@ -631,6 +631,12 @@ def generate(
         f"model calls {summary.model_calls}, cache hits {summary.cache_hits}, "
         f"cost ${summary.cost_usd:.4f}"
     )
+    unenforced = [f"--relax {name}" for name in sorted(relax)]
+    if judge_mode in ("off", "advisory"):
+        unenforced.append(f"--judge {judge_mode}")
+    if unenforced:
+        # Said on screen as in the manifest and the card: what this corpus was not held to.
+        click.echo(f"not enforced in this run: {', '.join(unenforced)}")
     # Last, so that the line saying how the run ended (and what to try) is the one left on screen.
     click.echo(summary.message)
     if summary.status == "interrupted":

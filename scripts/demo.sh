@@ -6,11 +6,11 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 archetypes=.venv/bin/archetypes
 $archetypes validate archetypes/
-# A 135M model on a CPU: one archetype, a few documents, and the compact brief (the default for
-# the local model), so the generation takes about two minutes on two idle cores. It rarely
+# A 135M model on a CPU: one archetype, two documents, and the compact brief (the default for
+# the local model), so the generation stays well under three minutes on two idle cores. It rarely
 # writes 300 words, so the length check is measured but relaxed; and it is no judge, so the judge
 # is off. Both are stated in the run's manifest and the dataset card.
-$archetypes generate archetypes/patient-tutor.yaml --provider local -n "${DEMO_N:-3}" \
+$archetypes generate archetypes/patient-tutor.yaml --provider local -n "${DEMO_N:-2}" \
   --out outputs/demo --relax length --judge off --no-progress
 $archetypes build outputs/demo
 $archetypes report outputs/demo --no-embeddings

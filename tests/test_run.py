@@ -384,3 +384,12 @@ def test_the_starvation_rule() -> None:
     assert starvation(outcomes(44, 6)) is None  # no single reason dominates
     assert starvation(outcomes(49, 0, kept=1)) is None  # something was kept
     assert starvation(outcomes(49, 0)) is None  # too early to tell
+
+
+def test_what_a_run_did_not_enforce_is_said_on_screen(stub, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = generate(out, stub.base_url, 2, "--relax", "length", "--judge", "off")
+    assert result.returncode == 0, result.stderr
+    assert "not enforced in this run: --relax length, --judge off" in result.stdout
+    enforced = generate(tmp_path / "enforced", stub.base_url, 2)
+    assert "not enforced" not in enforced.stdout
