@@ -10,4 +10,6 @@ fi
 .venv/bin/ruff check generator tests bench
 .venv/bin/ruff format --check generator tests bench
 .venv/bin/mypy
-.venv/bin/python -m pytest "$@"
+# Two workers, a test file each at a time (module fixtures such as the llama.cpp server stay in
+# one worker): 11.6 against 12.6 minutes for the suite even with a second job on the two cores.
+.venv/bin/python -m pytest -n 2 --dist loadfile "$@"
