@@ -11,5 +11,5 @@ fi
 .venv/bin/ruff format --check generator tests bench
 .venv/bin/mypy
 # Two workers, a test file each at a time (module fixtures such as the llama.cpp server stay in
-# one worker): 11.6 against 12.6 minutes for the suite even with a second job on the two cores.
+# one worker): 8.2 minutes for the suite in a fresh clone against 12.6 on one worker.
 .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
