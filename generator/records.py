@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,6 +20,8 @@ from generator.errors import UserError
 from generator.plan import Task
 from generator.prompts import Idea
 from generator.resources import schemas_dir
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Usage(BaseModel):
@@ -266,6 +268,17 @@ def iter_records(
     cut short by a kill (or still being written) and is skipped, as the run directory itself
     would trim it. A line that is not a record is one error naming it; `then` says what to do
     after fixing it."""
+    return iter_jsonl_models(path, Record, "record", stop_at, then)
+
+
+def iter_jsonl_models(
+    path: Path,
+    model: type[M],
+    noun: str,
+    stop_at: int | None = None,
+    then: str = "run the command again",
+) -> Iterator[M]:
+    """Typed lines of a run file (records, rejects), read as `iter_records` describes."""
     if not path.exists():
         return
     stop_at = path.stat().st_size if stop_at is None else stop_at
@@ -278,11 +291,11 @@ def iter_records(
             if not line.strip():
                 continue
             try:
-                yield Record.model_validate_json(line)
+                yield model.model_validate_json(line)
             except ValidationError as exc:
                 first = exc.errors()[0]
-                where = ".".join(map(str, first["loc"])) or "record"
+                where = ".".join(map(str, first["loc"])) or noun
                 raise UserError(
-                    f"{path}:{number}: not a valid record ({where}: {first['msg']}); "
+                    f"{path}:{number}: not a valid {noun} ({where}: {first['msg']}); "
                     f"fix or remove that line, then {then}"
                 ) from None

@@ -20,8 +20,8 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from generator.errors import OutputError, RunLockedError, UserError
-from generator.records import Record, Reject, iter_records
+from generator.errors import OutputError, RunLockedError
+from generator.records import Record, Reject, iter_jsonl_models, iter_records
 
 MANIFEST = "manifest.json"
 RECORDS = "records.jsonl"
@@ -271,23 +271,5 @@ def iter_run_records(run_dir: Path, then: str = "run the command again") -> Iter
 
 
 def iter_run_rejects(run_dir: Path, then: str = "run the command again") -> Iterator[Reject]:
-    """The run's rejects. A last line without its newline (cut short by a kill, or still being
-    written) is skipped; a line that is not a reject is one error naming it."""
-    path = Path(run_dir) / REJECTS
-    if not path.exists():
-        return
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.endswith(b"\n"):
-                return
-            if not line.strip():
-                continue
-            try:
-                yield Reject.model_validate_json(line)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(map(str, first["loc"])) or "reject"
-                raise UserError(
-                    f"{path}:{number}: not a valid reject ({where}: {first['msg']}); "
-                    f"fix or remove that line, then {then}"
-                ) from None
+    """The run's rejects, read as `generator.records.iter_records` reads records."""
+    return iter_jsonl_models(Path(run_dir) / REJECTS, Reject, "reject", then=then)
