@@ -536,36 +536,3 @@ def write_report(path: Path, report: CalibrationReport) -> Path:
             temporary.unlink()
         raise UserError(f"--out {path}: cannot write: {exc.strerror or exc}") from None
     return path
-
-
-def run_calibration(
-    labels_path: Path,
-    specs: Sequence[Path],
-    judge: BackendConfig,
-    mode: JudgeMode,
-    escalate: BackendConfig | None = None,
-    relax: frozenset[str] = frozenset(),
-    permutations: int = 1,
-    prices_file: Path | None = None,
-    concurrency: int = 8,
-    out: Path | None = None,
-) -> CalibrationReport:
-    """Synchronous entry point for the CLI; writes the JSON report to `out` when given."""
-    if out is not None and not out.parent.is_dir():
-        raise UserError(f"--out {out}: the folder {out.parent} does not exist")
-    report = asyncio.run(
-        calibrate(
-            labels_path,
-            specs,
-            judge,
-            mode,
-            escalate,
-            relax,
-            permutations,
-            prices_file,
-            concurrency,
-        )
-    )
-    if out is not None:
-        write_report(out, report)
-    return report

@@ -784,8 +784,13 @@ def calibrate(
     """Run the gate stack, judge included, over hand-labelled documents (LABELS, one JSON object
     per line) and report how far it agrees: confusion matrix, backfire recall, good documents
     kept, Cohen's kappa, and how often the judge's verdict flips when the rubric is reordered."""
-    from generator.calibrate import run_calibration
+    import asyncio
 
+    from generator.calibrate import calibrate as run_calibration
+    from generator.calibrate import write_report
+
+    if out is not None and not out.parent.is_dir():
+        raise click.BadParameter(f"the folder {out.parent} does not exist", param_hint="--out")
     if judge_mode == "advisory":
         raise click.BadParameter(
             "calibrate measures what the judge would reject: use enforce (the default) or off",
@@ -802,18 +807,21 @@ def calibrate(
     escalate = _escalate_config(
         judge, judge_escalate_provider, judge_escalate_model, judge_escalate_base_url, timeout
     )
-    report = run_calibration(
-        labels,
-        list(specs) or [library_dir()],
-        judge,
-        "off" if judge_mode == "off" else "enforce",
-        escalate,
-        frozenset(relax),
-        permutations,
-        prices,
-        concurrency,
-        out,
+    report = asyncio.run(
+        run_calibration(
+            labels,
+            list(specs) or [library_dir()],
+            judge,
+            "off" if judge_mode == "off" else "enforce",
+            escalate,
+            frozenset(relax),
+            permutations,
+            prices,
+            concurrency,
+        )
     )
+    if out is not None:
+        write_report(out, report)
     for line in report.describe():
         click.echo(line)
     if out is not None:
