@@ -1,9 +1,15 @@
-"""Upload RUN/dataset/ (made by `archetypes build`) to the Hugging Face Hub in one commit.
+"""Upload RUN/dataset/ (made by `archetypes build`) to the Hugging Face Hub.
 
 The repository is created if needed; then the local files are compared with the remote tree
 (git sha1 for regular files, sha256 for LFS/Xet ones) and only what differs is sent, together
 with deletions of stale shards under data/ and jsonl/ (a rebuild with other shard counts must not
 leave old shards matching `data/train-*`). When nothing differs, no commit is made.
+
+Parquet shards are LFS files: huggingface_hub uploads their bytes to the Hub's file storage
+(Xet, or LFS basic transfer without hf_xet) before the commit names them by sha256. The Hub
+recommends fewer than 100 files per commit, so a large corpus goes in several commits of at
+most MAX_FILES_PER_COMMIT files, data first and the card last; a run that fails part-way leaves
+the commits that landed, and the next run skips their files as unchanged.
 
 The token comes from HF_TOKEN or the user's stored login and goes only into the Authorization
 header: it is never printed, logged or written, and is scrubbed from any error message. Nothing
@@ -16,6 +22,7 @@ import errno
 import hashlib
 import os
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +42,10 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
 _REPO_ID = re.compile(rf"^({_NAME})/({_NAME})$")
 _REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
+# Files added or deleted per commit: the Hub's guidance is under 100 per commit.
+MAX_FILES_PER_COMMIT = 50
+_URL = re.compile(r"https?://[^\s,;()]+")
+_STATUS = re.compile(r"\b([45]\d\d) [A-Z][A-Za-z ]+\)")
 
 
 @dataclass(frozen=True)
@@ -50,11 +61,12 @@ class LocalFile:
 class PublishResult:
     repo_url: str
     revision: str
-    commit_url: str | None  # None: nothing changed, no commit made
+    commit_url: str | None  # the last commit's; None: nothing changed, no commit made
     uploaded: list[LocalFile] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    commit_urls: list[str] = field(default_factory=list)
 
     def describe(self) -> list[str]:
         """The lines `archetypes publish` prints."""
@@ -69,6 +81,12 @@ class PublishResult:
             lines.append(f"  uploaded  {item.path_in_repo}  ({item.size:,} bytes)")
         for path in self.deleted:
             lines.append(f"  deleted   {path}")
+        if len(self.commit_urls) > 1:
+            lines.append(
+                f"split into {len(self.commit_urls)} commits of at most {MAX_FILES_PER_COMMIT} "
+                "files each (the Hub recommends fewer than 100 files per commit):"
+            )
+            lines.extend(f"  {url}" for url in self.commit_urls)
         lines.append(
             f"committed {len(self.uploaded)} file(s), deleted {len(self.deleted)}, "
             f"{len(self.unchanged)} unchanged: {self.commit_url}"
@@ -239,6 +257,37 @@ class _Hub:
             raise self._translate(what, exc) or exc from None
         return f"{self.endpoint}/datasets/{repo_id}"
 
+    def upload(self, repo_id: str, branch: str, additions: list[Any]) -> None:
+        """Send the LFS files' bytes to the Hub's file storage (Xet, or LFS basic transfer)
+        before the commit that names them; a failure becomes one line naming what to check."""
+        try:
+            self.api.preupload_lfs_files(repo_id, additions, repo_type="dataset", revision=branch)
+        except Exception as exc:
+            if _failed_url(exc).find("/preupload/") >= 0:  # the Hub itself, not its storage
+                raise self._translate(f"prepare the upload to {repo_id}", exc) or exc from None
+            raise self._storage_error(repo_id, additions, exc) from None
+
+    def _storage_error(self, repo_id: str, additions: list[Any], exc: Exception) -> UserError:
+        url = _failed_url(exc)
+        host = urllib.parse.urlsplit(url).netloc or "the Hub's file storage"
+        where = f"the storage at {host}" if url else "the Hub's file storage"
+        status = _failed_status(exc)
+        detail = self._clean(_first_line(_innermost(exc)))
+        # the files bound for storage; the regular ones travel inside the commit
+        lfs = [a for a in additions if getattr(a, "_upload_mode", None) == "lfs"] or additions
+        files = f"{len(lfs)} file(s), e.g. {lfs[0].path_in_repo},"
+        if "xet-write-token" in url:
+            what = f"the Hub refused a storage write token ({status or 'no answer'})"
+        elif status in (401, 403):
+            what = f"{where} refused the upload ({status})"
+        else:
+            what = f"the upload to {where} failed"
+        return UserError(
+            f"could not upload {files} for {repo_id}: {what}: {detail}; check network access "
+            f"to {host} and that the token has write access to {repo_id} (a fine-grained token "
+            "needs the repository's write scope)"
+        )
+
     def _clean(self, text: str) -> str:
         text = " ".join(str(text).split())
         return text.replace(self.token, "[token]") if self.token else text
@@ -280,14 +329,49 @@ class _Hub:
 
     def _request_url(self, exc: Exception) -> str:
         """`POST http://host/api/...` of the failed request, without its query string."""
-        import urllib.parse
-
         try:
             request = exc.request  # type: ignore[attr-defined]
             parts = urllib.parse.urlsplit(str(request.url))
             return f"{request.method} {parts.scheme}://{parts.netloc}{parts.path}"
         except Exception:  # the client raised before building a request
             return self.endpoint
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _innermost(exc: Exception) -> Exception:
+    """The root cause: huggingface_hub wraps an LFS upload's HTTP error in a RuntimeError."""
+    last = _chain(exc)[-1]
+    return last if isinstance(last, Exception) else exc
+
+
+def _failed_url(exc: BaseException) -> str:
+    """The URL a failed request went to: from the HTTP error's request, else from hf_xet's
+    message (it names the URL: `domain: http://...` or `url (http://...)`)."""
+    for link in _chain(exc):
+        request = getattr(getattr(link, "response", None), "request", None)
+        if request is not None:
+            return str(request.url)
+        if match := _URL.search(str(link)):
+            return match.group(0)
+    return ""
+
+
+def _failed_status(exc: BaseException) -> int | None:
+    for link in _chain(exc):
+        status = getattr(getattr(link, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status
+        if match := _STATUS.search(str(link)):
+            return int(match.group(1))
+    return None
 
 
 def _first_line(exc: Exception) -> str:
@@ -353,11 +437,9 @@ def publish(
     endpoint: str | None = None,
     allow_unjudged: bool = False,
 ) -> PublishResult:
-    """Create the dataset repository if needed and commit what changed, in one commit.
-    Refuses, before any network call, a corpus no enforcing judge checked unless
-    `allow_unjudged`."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-
+    """Create the dataset repository if needed and commit what changed (in commits of at
+    most MAX_FILES_PER_COMMIT files). Refuses, before any network call, a corpus no enforcing
+    judge checked unless `allow_unjudged`."""
     check_repo_id(repo_id)
     if revision:
         check_revision(revision)
@@ -407,24 +489,69 @@ def publish(
     if not changed and not stale:
         return result
 
-    operations: list[Any] = [
-        CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path))
-        for f in changed
-    ]
-    operations.extend(CommitOperationDelete(path_in_repo=path) for path in stale)
+    batches = _batches(changed, stale)
     summary = message or (
         f"Upload dataset from archetype-corpus {__version__} "
         f"({len(changed)} file(s) changed, {len(stale)} removed)"
     )
+    for number, (adds, deletes) in enumerate(batches, start=1):
+        title = summary if len(batches) == 1 else f"{summary} [{number}/{len(batches)}]"
+        try:
+            url = _commit(hub, repo_id, branch, adds, deletes, title)
+        except UserError as error:
+            if number == 1:
+                raise
+            raise type(error)(
+                f"{error}; {number - 1} of {len(batches)} commits landed, run the same command "
+                "again to send the rest (files already on the Hub are skipped)"
+            ) from None
+        result.commit_urls.append(url)
+        result.commit_url = url
+    return result
+
+
+def _batches(changed: list[LocalFile], stale: list[str]) -> list[tuple[list[LocalFile], list[str]]]:
+    """Commits of at most MAX_FILES_PER_COMMIT operations: data files first, then the files at
+    the top (the card), deletions last, so the card describes the data only once it is there."""
+    ordered = sorted(changed, key=lambda f: ("/" not in f.path_in_repo, f.path_in_repo))
+    operations: list[LocalFile | str] = [*ordered, *stale]
+    size = MAX_FILES_PER_COMMIT
+    batches = []
+    for start in range(0, len(operations), size):
+        part = operations[start : start + size]
+        batches.append(
+            (
+                [op for op in part if isinstance(op, LocalFile)],
+                [op for op in part if isinstance(op, str)],
+            )
+        )
+    return batches
+
+
+def _commit(
+    hub: _Hub, repo_id: str, branch: str, adds: list[LocalFile], deletes: list[str], title: str
+) -> str:
+    """Upload one batch's LFS files to storage, then commit it; the commit's URL."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    additions = [
+        CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local_path))
+        for f in adds
+    ]
+    if additions:
+        hub.upload(repo_id, branch, additions)
+    operations: list[Any] = [
+        *additions,
+        *(CommitOperationDelete(path_in_repo=path) for path in deletes),
+    ]
     commit = hub.call(
         f"commit to {repo_id}",
         lambda: hub.api.create_commit(
             repo_id,
             operations,
-            commit_message=summary,
+            commit_message=title,
             repo_type="dataset",
             revision=branch,
         ),
     )
-    result.commit_url = str(commit.commit_url)
-    return result
+    return str(commit.commit_url)
