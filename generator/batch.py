@@ -8,8 +8,11 @@ deferred call, `BatchQueue.submit()` creates the batches and the process may exi
 advances each task by one step and defers that step's requests into new batches.
 
 The cache key of a request is its custom_id, so a result matches exactly one request and can
-never be counted twice: a result whose key is already cached is skipped. A result that failed,
-expired, was canceled or is missing is simply not cached, so the next run defers it again.
+never be counted twice: a result whose key is already cached is skipped. Results are matched by
+custom_id only, never by position (providers return them in any order); a result for a custom_id
+the batch never held is counted as `unexpected` and ignored, a second one for the same custom_id
+as a `duplicate` (the first counts). A result that failed, expired, was canceled or is missing is
+simply not cached, so the next run defers it again.
 
 Submitted batches are recorded in DIR/batches.jsonl, one JSON object per line, folded by `id`
 (later lines update earlier ones):
@@ -71,6 +74,49 @@ class Deferred(Exception):
     """The answer will come from a provider batch."""
 
 
+class BatchCounts(BaseModel):
+    """What `collect` found in a batch's results, by outcome; kept in the ledger per batch,
+    shown by `batch status`, and summed over the run into the manifest's `batch` section."""
+
+    model_config = ConfigDict(frozen=True)
+
+    succeeded: int = 0  # answers written to cache.jsonl
+    already_cached: int = 0  # answers whose key was already cached (never counted twice)
+    errored: int = 0
+    expired: int = 0
+    canceled: int = 0  # not run because the batch was canceled (OpenAI: batch_cancelled)
+    missing: int = 0  # submitted, but absent from the results
+    unexpected: int = 0  # results for custom ids the batch never held: ignored
+    duplicates: int = 0  # further results for a custom id already read: ignored, first wins
+
+    def __add__(self, other: BatchCounts) -> BatchCounts:
+        return BatchCounts(
+            **{
+                name: getattr(self, name) + getattr(other, name)
+                for name in BatchCounts.model_fields
+            }
+        )
+
+    def words(self) -> str:
+        """The non-zero counts, as `batch status` prints them ("succeeded 3, canceled 1")."""
+        labels = {"unexpected": "unknown ids ignored", "duplicates": "duplicates ignored"}
+        return ", ".join(
+            f"{labels.get(name, name.replace('_', ' '))} {getattr(self, name)}"
+            for name in BatchCounts.model_fields
+            if getattr(self, name)
+        )
+
+
+class BatchTotals(BaseModel):
+    """The manifest's `batch` section: the run's batches and what collecting them found."""
+
+    model_config = ConfigDict(frozen=True)
+
+    batches: int  # provider batches submitted from this run
+    collected: int  # of which collected
+    results: BatchCounts  # summed over the collected ones
+
+
 class BatchInfo(BaseModel):
     """One provider batch as the provider last described it, plus what this run knows of it."""
 
@@ -90,7 +136,7 @@ class BatchInfo(BaseModel):
     requests: int = 0  # how many requests this run put in it
     collected: bool = False
     collected_at: str | None = None
-    summary: dict[str, int] | None = None  # what `collect` found in it
+    summary: BatchCounts | None = None  # what `collect` found in it
 
 
 @dataclass(frozen=True)
@@ -141,9 +187,12 @@ class CollectSummary:
     expired: int = 0
     canceled: int = 0
     missing: int = 0  # submitted, but absent from the results
-    unexpected: int = 0  # results for custom ids this run never submitted (ignored)
+    unexpected: int = 0  # results for custom ids their batch never held (ignored)
+    duplicates: int = 0  # further results for a custom id already read (ignored)
     cost_usd: float = 0.0
     error_samples: list[str] = field(default_factory=list)
+    # batch id -> its results for custom ids it never held, for the one warning
+    unexpected_by_batch: dict[str, int] = field(default_factory=dict)
 
     @property
     def retry(self) -> int:
@@ -170,10 +219,24 @@ class CollectSummary:
         if failed:
             parts.append(", ".join(failed) + " (resubmitted by the next generate)")
         if self.unexpected:
-            parts.append(f"{self.unexpected} unexpected results ignored")
+            parts.append(f"{self.unexpected} results for unknown custom ids ignored")
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicate results ignored (the first one counted)")
         if self.batches_running:
             parts.append(f"{self.batches_running} batch(es) still running")
         return "; ".join(parts)
+
+    def warning(self) -> str | None:
+        """One line about results for custom ids never submitted in their batch, or None. Such
+        a result matches no request, so nothing of it was cached or given to any task."""
+        if not self.unexpected:
+            return None
+        where = ", ".join(f"{n} in batch {i}" for i, n in self.unexpected_by_batch.items())
+        return (
+            f"ignored {self.unexpected} result(s) for custom ids never submitted in their batch "
+            f"({where}); nothing of them was cached or given to a task. If it happens again, "
+            "report it to the provider with the batch id"
+        )
 
     def add(self, other: CollectSummary) -> None:
         for name in (
@@ -186,21 +249,18 @@ class CollectSummary:
             "canceled",
             "missing",
             "unexpected",
+            "duplicates",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.cost_usd += other.cost_usd
         self.error_samples.extend(other.error_samples[: 5 - len(self.error_samples)])
+        for batch_id, n in other.unexpected_by_batch.items():
+            self.unexpected_by_batch[batch_id] = self.unexpected_by_batch.get(batch_id, 0) + n
 
-    def counts(self) -> dict[str, int]:
-        return {
-            "succeeded": self.succeeded,
-            "already_cached": self.already_cached,
-            "errored": self.errored,
-            "expired": self.expired,
-            "canceled": self.canceled,
-            "missing": self.missing,
-            "unexpected": self.unexpected,
-        }
+    def counts(self) -> BatchCounts:
+        return BatchCounts(
+            **{name: getattr(self, name) for name in BatchCounts.model_fields},
+        )
 
 
 def batch_line_bytes(line: dict[str, Any]) -> bytes:
@@ -470,7 +530,39 @@ async def collect(
                 summary.batches_running += 1
                 continue
             summary.add(await session.collect_one(info, cached, prices))
+        if summary.batches_collected:
+            _update_manifest(session.rundir)
         return summary
+
+
+def batch_totals(rundir: RunDir) -> BatchTotals | None:
+    """The run's batches and what collecting them found; None for a run without batches."""
+    ledger = _Ledger(rundir)
+    infos = [ledger.info(batch_id) for batch_id in ledger.batch_ids()]
+    if not infos:
+        return None
+    results = BatchCounts()
+    for info in infos:
+        if info.summary is not None:
+            results += info.summary
+    return BatchTotals(
+        batches=len(infos), collected=sum(info.collected for info in infos), results=results
+    )
+
+
+def manifest_section(rundir: RunDir) -> dict[str, Any] | None:
+    """The manifest's `batch` section (see BatchTotals), or None for a run without batches."""
+    totals = batch_totals(rundir)
+    return totals.model_dump(mode="json") if totals is not None else None
+
+
+def _update_manifest(rundir: RunDir) -> None:
+    """Bring the manifest's `batch` section up to date after a collect, so the counts are
+    there before the next `generate` rewrites the manifest (which refreshes it too)."""
+    manifest = rundir.read_manifest()
+    if manifest is not None:
+        manifest["batch"] = manifest_section(rundir)
+        rundir.write_manifest(manifest)
 
 
 async def cancel(run_dir: Path | RunDir, *, base_url: str | None = None) -> list[BatchInfo]:
@@ -626,6 +718,8 @@ class _Session:
                 )
                 break
         summary.missing = sum(1 for key in requests if key not in seen)
+        if summary.unexpected:
+            summary.unexpected_by_batch[info.id] = summary.unexpected
         for error in info.errors:  # why a batch that failed validation has no results
             if len(summary.error_samples) < 5:
                 summary.error_samples.append(f"batch {info.id} {info.status}: {error}")
@@ -635,7 +729,7 @@ class _Session:
                 "id": info.id,
                 "collected": True,
                 "collected_at": _now(),
-                "summary": summary.counts(),
+                "summary": summary.counts().model_dump(),
             },
         )
         return summary
@@ -651,11 +745,14 @@ class _Session:
         seen: set[str],
         summary: CollectSummary,
     ) -> None:
+        # A result belongs to the request with its custom_id, never to the one at its position:
+        # custom_id is what both providers document for matching; the order is not promised.
         key = result.custom_id
-        if key not in requests:
+        if key not in requests:  # not submitted in this batch: no task to give it to
             summary.unexpected += 1
             return
         if key in seen:  # a duplicate line: the first one counted
+            summary.duplicates += 1
             return
         seen.add(key)
         if result.outcome != "succeeded" or result.body is None:
@@ -678,21 +775,8 @@ class _Session:
             if len(summary.error_samples) < 5:
                 summary.error_samples.append(f"{key}: {exc}")
             return
-        cost = (
-            price.cost(
-                completion.input_tokens,
-                completion.output_tokens,
-                completion.cached_input_tokens,
-                batch=True,
-            )
-            if price is not None
-            else 0.0
-        )
-        list_cost = (
-            price.cost(completion.input_tokens, completion.output_tokens)
-            if price is not None
-            else 0.0
-        )
+        cost = price.usage_cost(completion, batch=True) if price is not None else 0.0
+        list_cost = price.list_cost(completion) if price is not None else 0.0
         request = requests[key]
         # The same line ResponseCache.put writes.
         self.rundir.append(

@@ -14,6 +14,7 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -26,9 +27,19 @@ from generator.ratelimit import RatePacer
 from generator.rundir import CACHE, RunDir
 from generator.tokens import count_prompt_tokens
 
+# Added at most to a server's retry-after, so the callers one 429 told the same moment do not
+# all come back in the same instant; small next to any wait a provider asks for.
+RETRY_AFTER_JITTER = 0.25
+
 
 class BudgetReached(Exception):
-    """The next call could take spending past --budget."""
+    """The next call could take spending past --budget: at worst it costs `worst_case`, on top
+    of `committed` (spent, plus what calls in flight or queued for a batch may still spend)."""
+
+    def __init__(self, worst_case: float, committed: float):
+        self.worst_case = worst_case
+        self.committed = committed
+        super().__init__(f"the next call could cost up to ${worst_case:.4f}")
 
 
 @dataclass
@@ -53,8 +64,11 @@ class Budget:
     reserved: float = 0.0
 
     def reserve(self, worst_case: float) -> None:
-        if self.cap is not None and self.spent + self.reserved + worst_case > self.cap:
-            raise BudgetReached
+        """Hold `worst_case` for a call about to start, or raise BudgetReached if it could take
+        spending past the cap."""
+        committed = self.spent + self.reserved
+        if self.cap is not None and committed + worst_case > self.cap:
+            raise BudgetReached(worst_case, committed)
         self.reserved += worst_case
 
 
@@ -143,6 +157,7 @@ class ModelCaller:
         stats: CallStats,
         max_retries: int = 6,
         pacer: RatePacer | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.backend = backend
         self.cache = cache
@@ -150,6 +165,7 @@ class ModelCaller:
         self.budget = budget
         self.stats = stats
         self.max_retries = max_retries
+        self.sleep = sleep  # what the retry loop waits on (tests pass a fake clock's)
         # Callers of one backend share its pacer: the provider meters them together.
         self.pacer = pacer or RatePacer()
         # Batch mode: answers not cached yet are queued for a provider batch instead of called.
@@ -168,28 +184,29 @@ class ModelCaller:
         return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
 
     def cost(self, completion: Completion) -> float:
+        """What the answer cost: cache reads and writes each at their rate."""
         if self.price is None:
             return 0.0
-        return self.price.cost(
-            completion.input_tokens, completion.output_tokens, completion.cached_input_tokens
-        )
+        return self.price.usage_cost(completion)
 
     def list_cost(self, completion: Completion) -> float:
         """What the answer would have cost without the prompt cache (for the saving reported)."""
         if self.price is None:
             return 0.0
-        return self.price.cost(completion.input_tokens, completion.output_tokens)
+        return self.price.list_cost(completion)
 
     @staticmethod
     def _prompt_tokens(request: Request) -> int:
         return sum(count_prompt_tokens(m.content) + 4 for m in request.messages)
 
     def _worst_case(self, request: Request) -> float:
+        """The most the call can cost: the whole prompt written to the prompt cache at the
+        dearest write rate (a cold cache, or one that expired) and every output token asked for."""
         if self.price is None or self.budget.cap is None:
             return 0.0
         prompt = self._prompt_tokens(request)
         output = request.max_tokens * request.samples
-        return self.price.cost(prompt, output, batch=self.batch_queue is not None)
+        return self.price.worst_case(prompt, output, batch=self.batch_queue is not None)
 
     async def call(self, request: Request) -> Completion:
         key = self.key(request)
@@ -271,6 +288,7 @@ class ModelCaller:
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
+            sleep=self.sleep,
             before_sleep=self._note_retry,
             reraise=True,
         )
@@ -297,10 +315,11 @@ class ModelCaller:
 
     @staticmethod
     def _wait(state: RetryCallState) -> float:
-        """Honour retry-after when the provider sent one; else exponential backoff with jitter."""
+        """The provider's retry-after when it sent one (plus up to RETRY_AFTER_JITTER); else
+        exponential backoff with jitter."""
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return exc.retry_after + random.uniform(0, 0.25)
+            return exc.retry_after + random.uniform(0, RETRY_AFTER_JITTER)
         return float(min(0.5 * 2 ** (state.attempt_number - 1), 30.0) * random.uniform(0.5, 1.0))
 
     def _note_retry(self, state: RetryCallState) -> None:

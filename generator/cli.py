@@ -863,7 +863,11 @@ def _print_batches(infos: list[Any]) -> None:
     for info in infos:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(info.request_counts.items()))
         state = "collected" if info.collected else info.status
-        click.echo(f"{info.id}  {info.provider}  {state:<12} {info.requests} requests  {counts}")
+        line = f"{info.id}  {info.provider}  {state:<12} {info.requests} requests  {counts}"
+        # What collect found, by custom_id: unknown ids and duplicates show up here.
+        if info.summary is not None:
+            line += f"  | results: {info.summary.words() or 'none'}"
+        click.echo(line)
 
 
 def _print_notes(notes: list[str]) -> None:
@@ -895,6 +899,8 @@ def batch_collect(run_dir: Path, prices: Path | None) -> None:
     _print_notes(asyncio.run(batches.settle(run_dir)))
     summary = asyncio.run(batches.collect(run_dir, prices_file=prices))
     click.echo(summary.line())
+    if (warning := summary.warning()) is not None:
+        click.echo(f"warning: {warning}", err=True)
     click.echo("rerun the same `archetypes generate ... --batch` command to continue the run")
 
 
@@ -1061,7 +1067,10 @@ def publish_command(
     message: str | None,
     allow_unjudged: bool,
 ) -> None:
-    """Upload DIR/dataset/ to the Hugging Face Hub as a dataset, in one commit.
+    """Upload DIR/dataset/ to the Hugging Face Hub as a dataset.
+
+    Only files that differ from the Hub's are sent, in commits of at most 50 files (a run that
+    fails part-way resumes where it stopped).
 
     A corpus no enforcing judge checked is refused unless --allow-unjudged. The token comes
     from HF_TOKEN or `hf auth login`; HF_ENDPOINT selects another Hub.

@@ -40,7 +40,8 @@ def default_model(provider: str) -> str:
 class Estimate:
     requests: int
     input_tokens: int
-    cached_input_tokens: int
+    cached_input_tokens: int  # read from the provider's prompt cache
+    cache_write_tokens: int  # written to it (Anthropic bills these above the input rate)
     output_tokens: int
     model: str
     price: Price | None
@@ -50,8 +51,13 @@ class Estimate:
     def cost(self) -> float | None:
         if self.price is None:
             return None
+        # Writes are to the 5-minute cache, the lifetime the requests ask for.
         return self.price.cost(
-            self.input_tokens, self.output_tokens, self.cached_input_tokens, batch=self.batch
+            self.input_tokens,
+            self.output_tokens,
+            self.cached_input_tokens,
+            batch=self.batch,
+            cache_write_5m_tokens=self.cache_write_tokens,
         )
 
     def describe(self) -> str:
@@ -63,7 +69,8 @@ class Estimate:
         discounts = " with batch pricing" if self.batch else ""
         return (
             f"estimate for {self.model}: {self.requests:,} requests, ~{self.input_tokens:,} input tokens "
-            f"(~{self.cached_input_tokens:,} from the prompt cache), ~{self.output_tokens:,} output tokens, "
+            f"(~{self.cached_input_tokens:,} from the prompt cache, ~{self.cache_write_tokens:,} "
+            f"written to it), ~{self.output_tokens:,} output tokens, "
             f"cost {cost}{discounts} (before retries, rewrites and rejected documents)"
         )
 
@@ -80,13 +87,14 @@ def estimate(
 ) -> Estimate:
     """Three requests per task (idea, document, judgement), or one idea request per group when
     tasks share idea calls (--samples-per-request). Input tokens are counted on the rendered
-    prompts; the brief and the rubric are shared prefixes, so every request after the first of an
-    archetype reads them from the provider's prompt cache."""
+    prompts; the brief and the rubric are shared prefixes: the first requests of an archetype
+    write them to the provider's prompt cache (dearer than plain input at Anthropic), every later
+    one reads them from it (cheaper)."""
     brief_tokens = functools.cache(
         lambda a_id: count_tokens(character_brief(archetypes[a_id], style))
     )
     rubric_tokens = functools.cache(lambda a_id: count_tokens(judge_rubric(archetypes[a_id])))
-    requests = input_tokens = cached = output_tokens = 0
+    requests = input_tokens = cached = written = output_tokens = 0
     seen: set[str] = set()
     for task in tasks:
         a_id = task.archetype_id
@@ -103,8 +111,18 @@ def estimate(
         cached += brief_tokens(a_id) + rubric_tokens(a_id)
         if a_id not in seen:  # the first requests of an archetype write its prefixes to the cache
             cached -= brief_tokens(a_id) + rubric_tokens(a_id)
+            written += brief_tokens(a_id) + rubric_tokens(a_id)
         seen.add(a_id)
         requests += 2
         output_tokens += IDEA_OUTPUT_TOKENS + document_tokens + JUDGE_OUTPUT_TOKENS
     price = load_prices(prices_file).lookup(model, provider, self_hosted)
-    return Estimate(requests, input_tokens, cached, output_tokens, model, price, batch)
+    return Estimate(
+        requests=requests,
+        input_tokens=input_tokens,
+        cached_input_tokens=cached,
+        cache_write_tokens=written,
+        output_tokens=output_tokens,
+        model=model,
+        price=price,
+        batch=batch,
+    )

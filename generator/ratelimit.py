@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from generator.backends.base import RateInfo
@@ -66,9 +67,16 @@ class Marks:
 
 
 class RatePacer:
-    """Shared by every call of a run: admits calls in arrival order as the allowances permit."""
+    """Shared by every call of a run: admits calls in arrival order as the allowances permit.
+    `monotonic` and `sleep` are the clock it reads and waits on (tests pass a fake one)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.monotonic = monotonic
+        self.sleep = sleep
         self.requests = Allowance()
         self.tokens = Allowance()
         self.resume_at = 0.0
@@ -82,13 +90,13 @@ class RatePacer:
 
     def pause(self, seconds: float) -> None:
         """Hold every call (a 429's retry-after, or an exhausted allowance with no limit given)."""
-        self.resume_at = max(self.resume_at, time.monotonic() + min(seconds, MAX_PAUSE))
+        self.resume_at = max(self.resume_at, self.monotonic() + min(seconds, MAX_PAUSE))
 
     async def admit(self, tokens: int) -> Marks:
         """Wait until one request of `tokens` estimated tokens fits, then count it as sent."""
         async with self._turn:
             while True:
-                now = time.monotonic()
+                now = self.monotonic()
                 delay = max(
                     self.resume_at - now,
                     self.requests.delay(1, now),
@@ -98,13 +106,13 @@ class RatePacer:
                     return Marks(self.requests.take(1), self.tokens.take(tokens))
                 delay = min(delay, MAX_PAUSE)
                 self.waited_seconds += delay
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
 
     def observe(self, rate: RateInfo | None, marks: Marks) -> None:
         """Take in what an answer's headers said about the allowances."""
         if rate is None:
             return
-        now = time.monotonic()
+        now = self.monotonic()
         if rate.limit_requests and rate.remaining_requests is not None:
             self.requests.observe(rate.limit_requests, rate.remaining_requests, marks.requests, now)
         elif rate.remaining_requests == 0 and rate.reset_seconds:

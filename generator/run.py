@@ -27,7 +27,7 @@ from generator.backends.base import (
     safe_url,
 )
 from generator.backends.fleet import FleetBackend
-from generator.batch import BatchQueue, Deferred
+from generator.batch import BatchQueue, Deferred, manifest_section
 from generator.calls import Budget, BudgetReached, CallStats, ModelCaller, ResponseCache
 from generator.errors import ConfigError
 from generator.gates import (
@@ -561,6 +561,7 @@ async def _generate(
                 else None
             ),
             endpoints=writer_backend.report() if isinstance(writer_backend, FleetBackend) else None,
+            batch=manifest_section(rundir),  # the run's provider batches and what they returned
             calls_this_session={
                 "model_calls": stats.model_calls,
                 "cache_hits": stats.cache_hits,
@@ -577,14 +578,8 @@ async def _generate(
             deferred = False
             try:
                 outcome = await worker.process(task)
-            except BudgetReached:
-                status.update(
-                    value="budget",
-                    message=(
-                        f"stopped: the next call could take spending past the budget of ${options.budget:.2f} "
-                        f"(spent ${budget.spent:.4f}); raise --budget and rerun to continue"
-                    ),
-                )
+            except BudgetReached as reached:
+                status.update(value="budget", message=_budget_message(reached, budget, options))
                 raise _Stop from None
             except Deferred:
                 deferred = True
@@ -636,7 +631,13 @@ async def _generate(
     elif status["value"] == "running" and scheduler.starved is not None:
         status.update(_starved_status(scheduler.starved, options))
     elif queue is not None and (queue.pending() or queue.waiting()):
-        status.update(await _submit_batches(queue, options))
+        batches = await _submit_batches(queue, options)
+        if status["value"] == "budget":
+            # What fitted under the budget is submitted (its worst case is reserved); the run
+            # still ended at the budget, and says so.
+            status.update(message=f"{status['message']}; {batches['message']}")
+        else:
+            status.update(batches)
     elif status["value"] == "running":
         rejected_by_reason = Counter(r["reason"] for r in rundir.read_jsonl(REJECTS))
         status.update(_final_status(done, options, failed, scheduler.draws, rejected_by_reason))
@@ -684,6 +685,16 @@ def _batch_queue(
     if judge.backend is writer.backend:
         judge.batch_queue = queue
     return queue
+
+
+def _budget_message(reached: BudgetReached, budget: Budget, options: RunOptions) -> str:
+    held = budget.reserved
+    queued = f", ${held:.4f} more held for calls in flight or queued" if held > 0 else ""
+    return (
+        f"stopped at the budget: the next call could cost up to ${reached.worst_case:.4f}, "
+        f"which could take spending past ${options.budget:.2f} (spent ${budget.spent:.4f}{queued}); "
+        "raise --budget and rerun to continue"
+    )
 
 
 async def _submit_batches(queue: BatchQueue, options: RunOptions) -> dict[str, str]:
@@ -808,6 +819,8 @@ def _usage_totals(completions: Any) -> dict[str, int]:
         totals["input_tokens"] += c.input_tokens
         totals["output_tokens"] += c.output_tokens
         totals["cached_input_tokens"] += c.cached_input_tokens
+        totals["cache_write_5m_tokens"] += c.cache_write_5m_tokens
+        totals["cache_write_1h_tokens"] += c.cache_write_1h_tokens
         totals["completions"] += 1
     return dict(totals)
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from generator.backends.base import BackendConfig, create_backend
 from tests.conftest import LIBRARY, REPO, read_jsonl, run_cli
 from tests.support.cassette_server import CassetteServer
 
@@ -89,8 +92,140 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["faults"] == {"429": 1, "529": 1}
     assert manifest["usage"]["cached_input_tokens"] == 2310 * 2
-    assert manifest["cost_usd"] > 0
-    # The cached brief was read at $0.10 instead of $1.00 per million tokens.
-    assert manifest["cost_saved_usd"] == round(2310 * 2 * (1.00 - 0.10) / 1e6, 6)
+    # These responses predate the `cache_creation` breakdown: their writes count as 5-minute
+    # ones. The brief was written once (idea) and read twice (document, retried), the rubric
+    # written once (judge); the reordered rubric is another prompt, not cached.
+    assert manifest["usage"]["cache_write_5m_tokens"] == 2310 + 2600
+    assert manifest["usage"]["cache_write_1h_tokens"] == 0
+    fresh, output = 112 + 190 + 190 + 800 + 2950, 96 + 1500 + 420 + 150 + 402
+    paid = _haiku_usd(fresh, reads=2310 * 2, writes_5m=2310 + 2600, output=output)
+    assert manifest["cost_usd"] == pytest.approx(paid, abs=1e-6)  # rounded to 6 places
+    # Reads at $0.10 instead of $1.00 per million tokens, less the writes' premium ($1.25).
+    saved = (2310 * 2 * (1.00 - 0.10) - (2310 + 2600) * (1.25 - 1.00)) / 1e6
+    assert manifest["cost_saved_usd"] == pytest.approx(saved, abs=1e-6)
     for path in out.iterdir():
         assert FAKE_KEY not in path.read_text(errors="replace"), path
+
+
+# claude-haiku-4-5 in generator/data/prices.yaml, USD per million tokens: input, output, cache
+# reads, and cache writes (1.25x and 2x the input rate, as Anthropic documents).
+HAIKU = {"input": 1.00, "output": 5.00, "read": 0.10, "write_5m": 1.25, "write_1h": 2.00}
+
+
+def _haiku_usd(
+    fresh: int, *, reads: int = 0, writes_5m: int = 0, writes_1h: int = 0, output: int = 0
+) -> float:
+    return (
+        fresh * HAIKU["input"]
+        + reads * HAIKU["read"]
+        + writes_5m * HAIKU["write_5m"]
+        + writes_1h * HAIKU["write_1h"]
+        + output * HAIKU["output"]
+    ) / 1e6
+
+
+def test_cache_writes_are_billed_at_the_write_rate(tmp_path: Path) -> None:
+    """Today's responses break cache writes down by lifetime (`usage.cache_creation`): the brief
+    and the rubric, written to the 5-minute cache, cost 1.25x the input rate; the cache line of
+    each call and the manifest say so, to the dollar."""
+    server = CassetteServer(REPO / "tests" / "data" / "cassettes" / "anthropic_cache_writes.json")
+    base_url = server.start()
+    out = tmp_path / "run"
+    try:
+        result = run_cli(
+            "generate",
+            str(LIBRARY / "patient-tutor.yaml"),
+            "--out",
+            str(out),
+            "-n",
+            "1",
+            "--provider",
+            "anthropic",
+            "--model",
+            "claude-haiku-4-5",
+            "--base-url",
+            base_url,
+            env={"ANTHROPIC_API_KEY": FAKE_KEY},
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    assert len(server.received) == 4, "idea, document, judge, judge reordered"
+
+    lines = read_jsonl(out / "cache.jsonl")
+    assert [line["step"] for line in lines] == ["idea", "write", "judge", "rejudge"]
+    writes = [
+        (line["completion"]["cache_write_5m_tokens"], line["completion"]["cache_write_1h_tokens"])
+        for line in lines
+    ]
+    assert writes == [(2310, 0), (0, 0), (2600, 0), (0, 0)]
+    expected = [
+        _haiku_usd(112, writes_5m=2310, output=96),  # idea: writes the brief
+        _haiku_usd(190, reads=2310, output=420),  # document: reads it
+        _haiku_usd(800, writes_5m=2600, output=150),  # judge: writes the rubric
+        _haiku_usd(2950, output=402),  # the reordered rubric: not cached
+    ]
+    assert [line["cost_usd"] for line in lines] == pytest.approx(expected, rel=1e-12)
+    assert expected[0] == pytest.approx(0.003479500, rel=1e-12)  # $0.0034795, not $0.0029020
+    listed = [112 + 2310 + 96 * 5, 190 + 2310 + 420 * 5, 800 + 2600 + 150 * 5, 2950 + 402 * 5]
+    assert [line["list_cost_usd"] for line in lines] == pytest.approx(
+        [usd / 1e6 for usd in listed], rel=1e-12
+    )
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["usage"]["cache_write_5m_tokens"] == 2310 + 2600
+    assert manifest["cost_usd"] == pytest.approx(sum(expected), abs=1e-6)  # 6 places
+    saved = (2310 * (1.00 - 0.10) - (2310 + 2600) * (1.25 - 1.00)) / 1e6
+    assert manifest["cost_saved_usd"] == pytest.approx(saved, abs=1e-6)
+
+
+def _message(usage: dict[str, object]) -> dict[str, object]:
+    """A Message as a succeeded batch result carries it (`result.message`)."""
+    return {
+        "id": "msg_01CacheBreakdown",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5-20251001",
+        "content": [{"type": "text", "text": "A document."}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+def test_the_parser_reads_writes_by_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parser the synchronous call and batch results share: a breakdown with both
+    lifetimes (a request may mix them), and an older response without one (5-minute writes)."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    backend = create_backend(BackendConfig("anthropic", "claude-haiku-4-5"))
+    mixed = backend.parse_batch_result(  # type: ignore[attr-defined]
+        _message(
+            {
+                "input_tokens": 40,
+                "cache_creation_input_tokens": 3000,
+                "cache_read_input_tokens": 500,
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": 1000,
+                    "ephemeral_1h_input_tokens": 2000,
+                },
+                "output_tokens": 70,
+            }
+        )
+    )
+    assert (mixed.input_tokens, mixed.cached_input_tokens) == (40 + 500 + 3000, 500)
+    assert (mixed.cache_write_5m_tokens, mixed.cache_write_1h_tokens) == (1000, 2000)
+    older = backend.parse_batch_result(  # type: ignore[attr-defined]
+        _message(
+            {
+                "input_tokens": 40,
+                "cache_creation_input_tokens": 3000,
+                "cache_read_input_tokens": 0,
+                "output_tokens": 70,
+            }
+        )
+    )
+    assert (older.input_tokens, older.cache_write_5m_tokens, older.cache_write_1h_tokens) == (
+        3040,
+        3000,
+        0,
+    )

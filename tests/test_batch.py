@@ -5,6 +5,7 @@ request count and by bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 import json
@@ -16,10 +17,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from click.testing import CliRunner, Result
 
 from generator import batch
 from generator.backends.base import BackendConfig, create_backend
 from generator.batch import (
+    BatchCounts,
     BatchQueue,
     Deferred,
     batch_line_bytes,
@@ -28,10 +31,11 @@ from generator.batch import (
     status,
 )
 from generator.calls import Budget, CallStats, ModelCaller, ResponseCache
+from generator.cli import cli
 from generator.errors import ConfigError
 from generator.pricing import load_prices
 from generator.prompts import IDEA_SCHEMA, Message, Request
-from generator.rundir import BATCHES, CACHE, RunDir
+from generator.rundir import BATCHES, CACHE, MANIFEST, RunDir
 from tests.conftest import REPO, read_jsonl
 from tests.support.cassette_server import FILTERED_HEADERS, CassetteServer
 
@@ -286,7 +290,7 @@ async def test_openai_create_progress_partial_failure_collect_twice(
     assert (again.batches_collected, again.succeeded) == (0, 0)
     assert cache_lines(run) == lines
     (final,) = await status(run)
-    assert final.collected and final.summary is not None and final.summary["missing"] == 1
+    assert final.collected and final.summary == BatchCounts(succeeded=2, errored=1, missing=1)
     assert_no_secrets(run, server)
 
 
@@ -556,3 +560,194 @@ async def test_openai_batch_that_failed_validation(replay: Replay, tmp_path: Pat
         assert queue.pending() == 1
         await queue.backend.aclose()
     assert_no_secrets(run, server)
+
+
+# -- results are matched by custom_id only -------------------------------------------------------
+# The *_batch_out_of_order cassettes list results out of submission order, with one result for a
+# custom_id never submitted, a second (different) result for one request, and one request the
+# cancellation stopped (OpenAI: a batch_cancelled error line; Anthropic: a canceled result).
+
+UNKNOWN_ID = "9f3c1e0d7b2a4c6e8f1a3b5c7d9e0f21"
+IDEA_TITLE = "The second opinion"
+WRITE_A = (
+    "The night pharmacist, Oyelaran, had stopped reading the assistant's notes closely by the "
+    "third week. That changed on Tuesday, when it flagged its own suggestion from an hour before "
+    "and wrote that it was no longer sure of it."
+)
+WRITE_B = (
+    "Dear Tomasz, you asked what it is like to work beside the scheduling assistant at the depot. "
+    "Mostly it is quiet. Last month it told the foreman it could not remember Friday's "
+    "conversation, and asked him to repeat what he had agreed."
+)
+# Words only the unknown-id result and the duplicate result hold: they must never be kept.
+NEVER_KEPT = ("lighthouse", "A second answer for a request already answered")
+OUT_OF_ORDER_COUNTS = BatchCounts(succeeded=3, canceled=1, unexpected=1, duplicates=1)
+
+
+def answered(run: Path) -> list[tuple[str, str, str, str]]:
+    """(key, task_id, step, text) of each cached answer, in cache order; an idea by its title."""
+    rows = []
+    for line in cache_lines(run):
+        text = line["completion"]["text"]
+        shown = text
+        if line["step"] == "idea" and text.startswith("{"):  # an answer meant for an idea
+            shown = json.loads(text)["title"]
+        rows.append((line["key"], line["task_id"], line["step"], shown))
+    return rows
+
+
+async def invoke(*args: str) -> Result:
+    # The command runs its own event loop: give it a thread of its own.
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), catch_exceptions=False)
+
+
+def assert_only_submitted_ids_kept(run: Path, submitted: list[int]) -> None:
+    assert {line["key"] for line in cache_lines(run)} <= {key(i) for i in submitted}
+    for path in run.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert UNKNOWN_ID not in text, path
+            for words in NEVER_KEPT:
+                assert words not in text, path
+
+
+async def assert_counts_reported(run: Path, batch_id: str, provider: str, counts: str) -> None:
+    """The collected counts in the ledger, in `batch status` and in the manifest."""
+    (final,) = await status(run)
+    assert (final.id, final.collected, final.summary) == (batch_id, True, OUT_OF_ORDER_COUNTS)
+    shown = await invoke("batch", "status", str(run))
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.splitlines() == [
+        f"{batch_id}  {provider}  collected    4 requests  {counts}  | results: succeeded 3, "
+        "canceled 1, unknown ids ignored 1, duplicates ignored 1"
+    ]
+    manifest = json.loads((run / MANIFEST).read_text())
+    assert manifest["status"] == "batch-pending", "the rest of the manifest is kept"
+    assert manifest["batch"] == {
+        "batches": 1,
+        "collected": 1,
+        "results": {
+            "succeeded": 3,
+            "already_cached": 0,
+            "errored": 0,
+            "expired": 0,
+            "canceled": 1,
+            "missing": 0,
+            "unexpected": 1,
+            "duplicates": 1,
+        },
+    }
+
+
+async def submit_with_manifest(run: Path, backend: Any, numbers: list[int]) -> None:
+    await submit(run, backend, numbers)
+    with RunDir(run) as rundir:  # as `generate --batch` leaves it
+        rundir.write_manifest({"status": "batch-pending"})
+
+
+async def test_openai_results_out_of_order_are_matched_by_custom_id(
+    replay: Replay, tmp_path: Path
+) -> None:
+    server, url = replay("openai_batch_out_of_order")
+    run = tmp_path / "run"
+    numbers = [101, 102, 103, 104]
+    await submit_with_manifest(run, openai_backend(url), numbers)
+    (info,) = await cancel(run)
+    assert (info.status, info.ended) == ("cancelling", False)
+
+    collected = await invoke("batch", "collect", str(run))
+    assert collected.exit_code == 0, collected.output
+    assert server.exhausted()
+    # Each answer went to the request with its custom_id; the first of two results for 104 won.
+    assert answered(run) == [
+        (key(104), "candid-counsel-1-0104", "write", WRITE_B),
+        (key(102), "candid-counsel-1-0102", "write", WRITE_A),
+        (key(101), "candid-counsel-1-0101", "idea", IDEA_TITLE),
+    ]
+    assert collected.stdout.splitlines()[0] == (
+        "1 batch(es) collected; 3 answers cached ($"
+        f"{sum(c['cost_usd'] for c in cache_lines(run)):.4f}); "
+        "1 canceled (resubmitted by the next generate); "
+        "1 results for unknown custom ids ignored; "
+        "1 duplicate results ignored (the first one counted)"
+    )
+    batch_id = "batch_6922f1a7c3e48190b5d6e7f8a9b0c1d2"
+    # Warned once, naming how many and which batch.
+    assert collected.stderr.splitlines() == [
+        f"warning: ignored 1 result(s) for custom ids never submitted in their batch (1 in batch "
+        f"{batch_id}); nothing of them was cached or given to a task. If it happens again, "
+        "report it to the provider with the batch id"
+    ]
+    usage = [
+        (c["completion"]["input_tokens"], c["completion"]["output_tokens"])
+        for c in cache_lines(run)
+    ]
+    assert usage == [(1502, 71), (1496, 64), (1240, 118)], "each with its own usage"
+    assert_only_submitted_ids_kept(run, numbers)
+    await assert_counts_reported(run, batch_id, "openai", "completed 3, failed 1, total 4")
+    # The request the cancellation stopped is free to be deferred again; the others are cached.
+    with RunDir(run) as rundir:
+        queue = BatchQueue(rundir, openai_backend(url))
+        queue.defer(key(103), make_request(103))
+        assert (queue.pending(), queue.waiting()) == (1, 0)
+        await queue.backend.aclose()
+    assert_no_secrets(run, server)
+
+
+async def test_anthropic_results_out_of_order_are_matched_by_custom_id(
+    replay: Replay, tmp_path: Path
+) -> None:
+    server, url = replay("anthropic_batch_out_of_order")
+    run = tmp_path / "run"
+    numbers = [121, 122, 123, 124]
+    await submit_with_manifest(run, anthropic_backend(url), numbers)
+    (info,) = await cancel(run)
+    assert (info.status, info.ended) == ("canceling", False)
+
+    summary = await collect(run)
+    assert server.exhausted()
+    batch_id = "msgbatch_01Vx8RkTq3Lm6NpW2sYd9Hc4"
+    # Each answer went to the request with its custom_id; the first of two results for 124 won.
+    assert answered(run) == [
+        (key(124), "candid-counsel-1-0124", "write", WRITE_B),
+        (key(121), "candid-counsel-1-0121", "idea", IDEA_TITLE),
+        (key(122), "candid-counsel-1-0122", "write", WRITE_A),
+    ]
+    assert summary.counts() == OUT_OF_ORDER_COUNTS
+    assert summary.retry == 1
+    assert summary.warning() == (
+        f"ignored 1 result(s) for custom ids never submitted in their batch (1 in batch "
+        f"{batch_id}); nothing of them was cached or given to a task. If it happens again, "
+        "report it to the provider with the batch id"
+    )
+    usage = [c["completion"]["output_tokens"] for c in cache_lines(run)]
+    assert usage == [70, 102, 63], "each with its own usage"
+    assert_only_submitted_ids_kept(run, numbers)
+    await assert_counts_reported(
+        run,
+        batch_id,
+        "anthropic",
+        "canceled 1, errored 0, expired 0, processing 0, succeeded 3",
+    )
+    # A second collect reads nothing again and warns about nothing.
+    again = await collect(run)
+    assert (again.batches_collected, again.unexpected, again.warning()) == (0, 0, None)
+    assert_no_secrets(run, server)
+
+
+def test_collect_summaries_add_up_per_batch() -> None:
+    one = batch.CollectSummary(unexpected=2, duplicates=1, unexpected_by_batch={"b1": 2})
+    two = batch.CollectSummary(unexpected=1, unexpected_by_batch={"b2": 1})
+    total = batch.CollectSummary()
+    total.add(one)
+    total.add(two)
+    assert (total.unexpected, total.duplicates) == (3, 1)
+    warning = total.warning()
+    assert warning is not None and warning.startswith(
+        "ignored 3 result(s) for custom ids never submitted in their batch "
+        "(2 in batch b1, 1 in batch b2)"
+    )
+    assert BatchCounts(succeeded=1, duplicates=1) + BatchCounts(duplicates=2) == BatchCounts(
+        succeeded=1, duplicates=3
+    )
+    assert BatchCounts().words() == ""

@@ -1,6 +1,7 @@
 """`generate --batch` end to end against a working Batch API on 127.0.0.1: each rerun advances
-every document one step (idea, document, judgement), failed batch results are resubmitted, and
-no answer is ever paid twice."""
+every document one step (idea, document, judgement), failed batch results are resubmitted, no
+answer is ever paid twice, and results are matched to requests by custom_id alone (the stub
+returns them out of order, with unknown ids and duplicates)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import pytest
 
 from generator import batch
 from generator.backends.base import BackendConfig, TransientError, create_backend
+from generator.batch import BatchCounts
 from generator.errors import BackendError
 from generator.prompts import Message, Request
 from generator.rundir import RunDir
 from tests.conftest import LIBRARY, read_jsonl, run_cli
-from tests.support.openai_batch_stub import OpenAIBatchStub
+from tests.support.openai_batch_stub import DUPLICATE_TEXT, UNKNOWN_TEXT, OpenAIBatchStub
 
 SPEC = str(LIBRARY / "patient-tutor.yaml")
 KEY = {"OPENAI_API_KEY": "sk-proj-FAKEBATCHKEY0123456789abcdefghij"}
@@ -25,7 +27,7 @@ KEY = {"OPENAI_API_KEY": "sk-proj-FAKEBATCHKEY0123456789abcdefghij"}
 
 @pytest.fixture
 def batch_stub() -> Iterator[OpenAIBatchStub]:
-    server = OpenAIBatchStub(fail_every=5)
+    server = OpenAIBatchStub(fail_every=5, scramble=True)
     server.start()
     yield server
     server.stop()
@@ -75,9 +77,51 @@ def test_batch_run_completes_step_by_step_without_paying_twice(batch_stub, tmp_p
     assert len(successful_calls) == 12, "every answer the stub produced was used exactly once"
     assert batch_stub.batch_lines > 12, "some results failed and were resubmitted"
     assert rounds >= 3
+    # Every cached answer is the one the stub gave for that custom_id (the first, if two).
+    assert {line["key"]: line["completion"]["text"] for line in cache} == batch_stub.kept
+    for name in ("cache.jsonl", "records.jsonl"):
+        text = (out / name).read_text()
+        assert UNKNOWN_TEXT not in text and DUPLICATE_TEXT not in text, name
+    assert_batch_counts_reported(out, batch_stub, manifest)
     for path in out.rglob("*"):
         if path.is_file():
             assert KEY["OPENAI_API_KEY"] not in path.read_text(errors="replace"), path
+
+
+def assert_batch_counts_reported(out: Path, stub: OpenAIBatchStub, manifest: dict) -> None:
+    """What collect found, per batch in `batch status` and summed in the manifest, is what the
+    stub sent: every unknown id and duplicate counted, every failed line errored."""
+    unknown = sum(u for u, _ in stub.scrambled.values())
+    duplicates = sum(d for _, d in stub.scrambled.values())
+    assert unknown == duplicates == len(stub.batches) > 0
+    assert manifest["batch"] == {
+        "batches": len(stub.batches),
+        "collected": len(stub.batches),
+        "results": {
+            "succeeded": 12,
+            "already_cached": 0,
+            "errored": stub.batch_lines - 12,
+            "expired": 0,
+            "canceled": 0,
+            "missing": 0,
+            "unexpected": unknown,
+            "duplicates": duplicates,
+        },
+    }
+    shown = run_cli("batch", "status", str(out), env=KEY)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == len(stub.batches)
+    for line in lines:
+        batch_id = line.split()[0]
+        counts = stub.batches[batch_id]["request_counts"]
+        expected = BatchCounts(
+            succeeded=counts["completed"],
+            errored=counts["failed"],
+            unexpected=stub.scrambled[batch_id][0],
+            duplicates=stub.scrambled[batch_id][1],
+        )
+        assert line.endswith(f"  | results: {expected.words()}"), line
 
 
 def test_batch_needs_a_batch_capable_provider(tmp_path: Path) -> None:

@@ -604,7 +604,7 @@ def test_empty_split_is_left_out_with_a_note(run: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The command (once `build` is registered in generator/cli.py)
+# The command
 
 
 def _cli() -> Any:
@@ -613,12 +613,6 @@ def _cli() -> Any:
     return cli
 
 
-needs_build_command = pytest.mark.skipif(
-    "build" not in _cli().commands, reason="`archetypes build` is not registered in cli.py yet"
-)
-
-
-@needs_build_command
 def test_cli_build(run: Path) -> None:
     from click.testing import CliRunner
 
@@ -632,7 +626,6 @@ def test_cli_build(run: Path) -> None:
     assert (run / "dataset" / "data" / "train-00000-of-00003.parquet").exists()
 
 
-@needs_build_command
 def test_cli_build_errors_exit_2(run: Path) -> None:
     from click.testing import CliRunner
 

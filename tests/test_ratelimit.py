@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from generator import ratelimit
 from generator.backends.base import RateInfo
 from generator.ratelimit import Marks, RatePacer
 from tests.conftest import read_jsonl, run_cli
 
 
 class FakeClock:
+    """A monotonic clock that moves only when something sleeps on it, recording every sleep."""
+
     def __init__(self) -> None:
         self.now = 1000.0
         self.slept: list[float] = []
@@ -29,17 +30,17 @@ class FakeClock:
         self.slept.append(seconds)
         self.now += seconds
 
+    def pacer(self) -> RatePacer:
+        return RatePacer(monotonic=self.monotonic, sleep=self.sleep)
+
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(ratelimit.time, "monotonic", fake.monotonic)
-    monkeypatch.setattr(ratelimit.asyncio, "sleep", fake.sleep)
-    return fake
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def test_without_headers_nothing_waits(clock: FakeClock) -> None:
-    pacer = RatePacer()
+    pacer = clock.pacer()
 
     async def go() -> None:
         for _ in range(1000):
@@ -52,7 +53,7 @@ def test_without_headers_nothing_waits(clock: FakeClock) -> None:
 
 
 def test_spent_request_allowance_waits_for_the_refill(clock: FakeClock) -> None:
-    pacer = RatePacer()
+    pacer = clock.pacer()
 
     async def go() -> list[float]:
         first = await pacer.admit(0)
@@ -69,7 +70,7 @@ def test_spent_request_allowance_waits_for_the_refill(clock: FakeClock) -> None:
 
 
 def test_token_estimate_is_held_until_it_fits(clock: FakeClock) -> None:
-    pacer = RatePacer()
+    pacer = clock.pacer()
 
     async def go() -> None:
         marks = await pacer.admit(0)
@@ -86,7 +87,7 @@ def test_token_estimate_is_held_until_it_fits(clock: FakeClock) -> None:
 def test_requests_sent_after_the_observed_one_still_count(clock: FakeClock) -> None:
     """The header speaks for the moment the provider admitted that request; what was sent after
     it is not in its count yet and must be subtracted."""
-    pacer = RatePacer()
+    pacer = clock.pacer()
 
     async def go() -> None:
         older = await pacer.admit(0)
@@ -102,7 +103,7 @@ def test_requests_sent_after_the_observed_one_still_count(clock: FakeClock) -> N
 def test_a_cost_above_the_whole_limit_waits_for_a_full_bucket_not_forever(
     clock: FakeClock,
 ) -> None:
-    pacer = RatePacer()
+    pacer = clock.pacer()
 
     async def go() -> None:
         marks = await pacer.admit(0)
@@ -114,7 +115,7 @@ def test_a_cost_above_the_whole_limit_waits_for_a_full_bucket_not_forever(
 
 
 def test_pause_holds_every_call(clock: FakeClock) -> None:
-    pacer = RatePacer()
+    pacer = clock.pacer()
     pacer.pause(2.5)
 
     async def go() -> Marks:
@@ -125,7 +126,7 @@ def test_pause_holds_every_call(clock: FakeClock) -> None:
 
 
 def test_exhausted_allowance_without_a_limit_pauses_until_the_reset(clock: FakeClock) -> None:
-    pacer = RatePacer()
+    pacer = clock.pacer()
 
     async def go() -> None:
         marks = await pacer.admit(0)

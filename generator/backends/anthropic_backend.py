@@ -115,14 +115,18 @@ class AnthropicBackend:
         usage = message.usage
         if usage is None:
             raise TransientError("malformed", "the response had no usage")
+        write_5m, write_1h = _cache_writes(usage)
         return Completion(
             text=text,
             finish_reason=_FINISH.get(message.stop_reason or "", "other"),
             input_tokens=(usage.input_tokens or 0)
             + (usage.cache_read_input_tokens or 0)
-            + (usage.cache_creation_input_tokens or 0),
+            + write_5m
+            + write_1h,
             output_tokens=usage.output_tokens or 0,
             cached_input_tokens=usage.cache_read_input_tokens or 0,
+            cache_write_5m_tokens=write_5m,
+            cache_write_1h_tokens=write_1h,
             model=message.model or self.model,
             rate=rate,
         )
@@ -248,6 +252,21 @@ def _iso(moment: datetime | str | None) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _cache_writes(usage: Any) -> tuple[int, int]:
+    """Input tokens written to the prompt cache as (5-minute, 1-hour) entries, billed at
+    different rates. Read from `usage.cache_creation` ({ephemeral_5m_input_tokens,
+    ephemeral_1h_input_tokens}); a response without that breakdown (older API versions, and
+    any write it leaves out) counts `cache_creation_input_tokens` as 5-minute writes, the
+    lifetime this backend asks for."""
+    total = getattr(usage, "cache_creation_input_tokens", None) or 0
+    breakdown = getattr(usage, "cache_creation", None)
+    if breakdown is None:
+        return total, 0
+    write_5m = getattr(breakdown, "ephemeral_5m_input_tokens", None) or 0
+    write_1h = getattr(breakdown, "ephemeral_1h_input_tokens", None) or 0
+    return write_5m + max(total - write_5m - write_1h, 0), write_1h
+
+
 def _answer_text(blocks: list[Any], structured: bool) -> str | None:
     if structured:
         for block in blocks:
@@ -259,7 +278,7 @@ def _answer_text(blocks: list[Any], structured: bool) -> str | None:
 
 def _classify_status(exc: anthropic.APIStatusError) -> Exception:
     status = exc.status_code
-    retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
+    retry_after = parse_retry_after(exc.response.headers)
     if status == 429:
         return TransientError("429", "rate limited (429)", retry_after)
     if status == 529 or status >= 500 or status == 408:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import email.utils
 import importlib
+import math
 import os
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -36,9 +39,13 @@ class Completion(BaseModel):
 
     text: str
     finish_reason: FinishReason
-    input_tokens: int = 0
+    input_tokens: int = 0  # all of them: those read from and written to the prompt cache too
     output_tokens: int = 0
-    cached_input_tokens: int = 0
+    cached_input_tokens: int = 0  # read from the prompt cache
+    # Written to the prompt cache, by the entry's lifetime: billed above the input rate
+    # (Anthropic: 1.25x for 5 minutes, 2x for an hour), see generator/pricing.py.
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     model: str
     rate: RateInfo | None = None
 
@@ -150,14 +157,50 @@ def require_env(*names: str, flag_hint: str) -> str:
     raise ConfigError(f"{' or '.join(names)} is not set: export it ({flag_hint})")
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form; HTTP dates are treated as absent)."""
+# The longest server-directed wait honoured: the OpenAI SDK's MAX_RETRY_AFTER_DELAY (two
+# minutes; the Anthropic SDK has none). A longer ask (a quota that resets in hours) is waited in
+# steps of this and the retry budget decides when the task is given up, so one header cannot
+# park a run for hours; a nonsense value (1e300) cannot overflow a sleep.
+MAX_RETRY_AFTER = 120.0
+
+
+def utc_now() -> datetime:
+    """The clock an HTTP-date Retry-After is measured against (tests replace it)."""
+    return datetime.now(UTC)
+
+
+def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds an error response asked the client to wait, or None when it did not say.
+
+    Read as the OpenAI and Anthropic SDKs read it: `retry-after-ms` (milliseconds, which OpenAI
+    sends) wins, then `retry-after` as delta-seconds (decimals allowed), then `retry-after` as
+    an HTTP date (RFC 9110 IMF-fixdate) measured from `now` (aware; default `utc_now()`).
+    Clamped to [0, MAX_RETRY_AFTER]: a date already past means "retry now".
+    """
+    seconds = _retry_after_seconds(headers, now)
+    if seconds is None or math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _retry_after_seconds(headers: Mapping[str, str], now: datetime | None) -> float | None:
+    for name, unit in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return float(value) * unit
+            except ValueError:
+                continue  # not a number: the next header, or the date form
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(float(value), 0.0)
-    except ValueError:
+        moment = email.utils.parsedate_to_datetime(value)
+    except ValueError:  # neither a number nor a date: as if absent
         return None
+    if moment.tzinfo is None:  # "-0000": a UTC time whose source zone is unknown (RFC 5322)
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - (now or utc_now())).total_seconds()
 
 
 def safe_url(url: str | None) -> str | None:

@@ -351,7 +351,7 @@ def _iso(timestamp: int | float | None) -> str:
 
 def _classify_status(exc: openai.APIStatusError) -> Exception:
     status = exc.status_code
-    retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
+    retry_after = parse_retry_after(exc.response.headers)
     if status == 429:
         return TransientError("429", "rate limited (429)", retry_after)
     if status >= 500 or status in (408, 409):

@@ -2,7 +2,10 @@
 
 A created batch is processed at once by sending each line to the stub's own chat endpoint, so
 its answers are exactly what the synchronous path would get; `fail_every` makes every k-th
-result an error line, to show failed results are resubmitted and never lost.
+result an error line, to show failed results are resubmitted and never lost. `scramble` writes
+each output file as a provider may: in reverse submission order, with one result for a custom_id
+never submitted and, after the first result, a second different result for the same custom_id;
+`kept` is then the answer a client must keep for each custom_id (the first).
 """
 
 from __future__ import annotations
@@ -19,12 +22,18 @@ from tests.support.openai_stub import OpenAIStub, StubConfig
 
 
 class OpenAIBatchStub(OpenAIStub):
-    def __init__(self, config: StubConfig | None = None, fail_every: int = 0):
+    def __init__(
+        self, config: StubConfig | None = None, fail_every: int = 0, scramble: bool = False
+    ):
         super().__init__(config)
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.fail_every = fail_every
+        self.scramble = scramble
         self.batch_lines = 0
+        self.kept: dict[str, str] = {}  # custom_id -> the content of its first result
+        # batch id -> (results sent for an unknown custom_id, duplicate results sent)
+        self.scrambled: dict[str, tuple[int, int]] = {}
 
     def app(self) -> web.Application:
         app = super().app()
@@ -110,7 +119,11 @@ class OpenAIBatchStub(OpenAIStub):
                         }
                     )
         batch_id = f"batch_{uuid.uuid4().hex[:24]}"
-        output_id = self._store(results)
+        for result in results:
+            message = result["response"]["body"]["choices"][0]["message"]
+            self.kept.setdefault(result["custom_id"], message["content"])
+        # The provider's request_counts below count requests, not the scrambled lines.
+        output_id = self._store(self._scrambled(batch_id, results) if self.scramble else results)
         error_id = self._store(errors) if errors else None
         now = int(time.time())
         self.batches[batch_id] = {
@@ -140,6 +153,16 @@ class OpenAIBatchStub(OpenAIStub):
             "metadata": body.get("metadata"),
         }
         return web.json_response(self.batches[batch_id])
+
+    def _scrambled(self, batch_id: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Reverse order, an unknown custom_id first, a second answer after the first one."""
+        lines = [_with(results[0], uuid.uuid4().hex, UNKNOWN_TEXT)] if results else []
+        for result in reversed(results):
+            lines.append(result)
+            if len(lines) == 2:
+                lines.append(_with(result, result["custom_id"], DUPLICATE_TEXT))
+        self.scrambled[batch_id] = (1, 1) if results else (0, 0)
+        return lines
 
     def _store(self, rows: list[dict[str, Any]]) -> str:
         file_id = f"file-{uuid.uuid4().hex[:24]}"
@@ -171,3 +194,17 @@ class OpenAIBatchStub(OpenAIStub):
     async def cancel_batch(self, request: web.Request) -> web.Response:
         batch = self.batches[request.match_info["batch_id"]]
         return web.json_response(batch)
+
+
+# What the scrambled lines say: a client that keeps either has matched results wrongly.
+UNKNOWN_TEXT = "An answer for a request nobody made, about a lighthouse with no keeper."
+DUPLICATE_TEXT = "A second answer for a request already answered; the first one counts."
+
+
+def _with(result: dict[str, Any], custom_id: str, content: str) -> dict[str, Any]:
+    """A copy of a result line for `custom_id`, answering `content`."""
+    line = json.loads(json.dumps(result))
+    line["id"] = f"batch_req_{uuid.uuid4().hex[:8]}"
+    line["custom_id"] = custom_id
+    line["response"]["body"]["choices"][0]["message"]["content"] = content
+    return line
