@@ -116,6 +116,14 @@ class BatchTotals(BaseModel):
     collected: int  # of which collected
     results: BatchCounts  # summed over the collected ones
 
+    def __add__(self, other: BatchTotals) -> BatchTotals:
+        """Two shards' sections as one (merge)."""
+        return BatchTotals(
+            batches=self.batches + other.batches,
+            collected=self.collected + other.collected,
+            results=self.results + other.results,
+        )
+
 
 class BatchInfo(BaseModel):
     """One provider batch as the provider last described it, plus what this run knows of it."""

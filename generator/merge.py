@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generator.batch import BatchTotals
 from generator.errors import UserError
 from generator.gates.dedup import DedupIndex
 from generator.records import Record, make_reject
@@ -160,6 +161,18 @@ def _merged_manifest(
         faults=dict(sorted(faults.items())),
         cost_usd=round(sum(float(m.get("cost_usd", 0.0)) for m in manifests), 6),
         cost_saved_usd=round(sum(float(m.get("cost_saved_usd", 0.0)) for m in manifests), 6),
+        batch=_merged_batches(manifests),
     )
     first.pop("calls_this_session", None)
     return first
+
+
+def _merged_batches(manifests: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The shards' `batch` sections summed; None when no shard used provider batches."""
+    sections = [BatchTotals.model_validate(m["batch"]) for m in manifests if m.get("batch")]
+    if not sections:
+        return None
+    total = sections[0]
+    for section in sections[1:]:
+        total += section
+    return total.model_dump(mode="json")

@@ -25,6 +25,11 @@ def test_shards_split_the_plan_and_merge_back_into_one_run(stub, tmp_path: Path)
     sizes = [len(read_jsonl(out / f"shard-{i:04d}-of-0003" / "records.jsonl")) for i in range(3)]
     assert sizes == [3, 3, 2]
 
+    # Two shards ran through provider batches: the merged manifest sums what collect found.
+    for index, section in ((0, _batch_section(1, 3, unexpected=1)), (2, _batch_section(2, 5))):
+        path = out / f"shard-{index:04d}-of-0003" / "manifest.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "batch": section}))
+
     merged = tmp_path / "merged"
     result = run_cli("merge", str(out), "--out", str(merged))
     assert result.returncode == 0, result.stderr
@@ -39,10 +44,22 @@ def test_shards_split_the_plan_and_merge_back_into_one_run(stub, tmp_path: Path)
     assert manifest["usage"]["completions"] == 24
     assert len(manifest["merged_from"]) == 3
     assert len(read_jsonl(merged / "cache.jsonl")) == 24
+    assert manifest["batch"] == {
+        "batches": 3,
+        "collected": 3,
+        "results": {**_batch_section(3, 8, unexpected=1)["results"]},
+    }
 
     again = run_cli("merge", str(out), "--out", str(merged))
     assert again.returncode == 2
     assert "already holds a run" in again.stderr
+
+
+def _batch_section(batches: int, succeeded: int, unexpected: int = 0) -> dict:
+    from generator.batch import BatchCounts, BatchTotals
+
+    counts = BatchCounts(succeeded=succeeded, unexpected=unexpected)
+    return BatchTotals(batches=batches, collected=batches, results=counts).model_dump(mode="json")
 
 
 def test_slurm_array_variables_pick_the_shard(stub, tmp_path: Path) -> None:
