@@ -14,8 +14,8 @@ if [ "$#" -eq 0 ]; then
   set -- \
     'generator.pricing.*' \
     'generator.calls.*' \
-    'generator.batch.x__call*' 'generator.batch.x__backoff*' \
-    'generator.batch.xǁBatchQueueǁ*' 'generator.batch.xǁ_Sessionǁcollect_one*' \
+    'generator.retry.*' \
+    'generator.batch_queue.xǁBatchQueueǁ*' 'generator.batch.xǁ_Sessionǁcollect_one*' \
     'generator.batch.xǁ_Sessionǁ_one*' 'generator.batch.xǁCollectSummaryǁ*' \
     'generator.rundir.xǁRunDirǁ_repair*' 'generator.rundir.xǁRunDirǁopen*' \
     'generator.gates.judge.x_evidence_in*' 'generator.gates.judge.x__normalise*' \

@@ -14,173 +14,31 @@ the batch never held is counted as `unexpected` and ignored, a second one for th
 as a `duplicate` (the first counts). A result that failed, expired, was canceled or is missing is
 simply not cached, so the next run defers it again.
 
-Submitted batches are recorded in DIR/batches.jsonl, one JSON object per line, folded by `id`
-(later lines update earlier ones):
-
-    {"event": "created", "id", "provider", "model", "base_url", "created_at", "status",
-     "ended", "request_counts", "output_file_id", "error_file_id", "results_url", "errors",
-     "requests": {custom_id: {"task_id", "step"}}, "collected": false}
-    {"event": "updated", "id", "status", "ended", "request_counts", ...}
-    {"event": "collected", "id", "collected": true, "collected_at", "summary": {...}}
-
-Requests in a batch not yet collected are "in flight": deferring them again is ignored, so a
-rerun before `collect` never pays twice. No secrets are written: keys come from the
-environment when a backend is rebuilt from a record.
+Submitted batches are recorded in DIR/batches.jsonl (generator/batch_ledger.py); deferring and
+submitting live in generator/batch_queue.py; this module follows, collects and cancels them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import random
-import re
-import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from generator import retry
 from generator.backends.base import (
-    Backend,
     BackendConfig,
-    Completion,
-    PermanentError,
-    TransientError,
-    create_backend,
-    safe_url,
+    BatchBackend,
+    BatchCounts,
+    BatchInfo,
+    BatchResult,
 )
-from generator.errors import BackendError, ConfigError
+from generator.backends.registry import create_backend
+from generator.batch_ledger import Ledger, now, provider_fields, resolved, update_manifest
+from generator.errors import ConfigError, NotFound, PermanentError, TransientError
 from generator.pricing import Price, load_prices
-from generator.prompts import Request
-from generator.rundir import BATCHES, CACHE, RunDir
-
-BATCH_PROVIDERS = ("openai", "anthropic")
-# The strictest documented custom_id format (Anthropic's); cache keys are 32 hex digits.
-CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
-# Provider management calls (create, status, results, cancel) are retried this many times.
-MAX_ATTEMPTS = 5
-RETRY_BASE_SECONDS = 1.0
-# Creating a batch is not idempotent: a timeout may hide a batch that was created after all,
-# and retrying would pay twice. Only answers that say nothing was created are retried.
-_CREATE_RETRYABLE = {"429", "503", "529"}
-
-BatchOutcome = Literal["succeeded", "errored", "expired", "canceled"]
-
-
-class Deferred(Exception):
-    """The answer will come from a provider batch."""
-
-
-class BatchCounts(BaseModel):
-    """What `collect` found in a batch's results, by outcome; kept in the ledger per batch,
-    shown by `batch status`, and summed over the run into the manifest's `batch` section."""
-
-    model_config = ConfigDict(frozen=True)
-
-    succeeded: int = 0  # answers written to cache.jsonl
-    already_cached: int = 0  # answers whose key was already cached (never counted twice)
-    errored: int = 0
-    expired: int = 0
-    canceled: int = 0  # not run because the batch was canceled (OpenAI: batch_cancelled)
-    missing: int = 0  # submitted, but absent from the results
-    unexpected: int = 0  # results for custom ids the batch never held: ignored
-    duplicates: int = 0  # further results for a custom id already read: ignored, first wins
-
-    def __add__(self, other: BatchCounts) -> BatchCounts:
-        return BatchCounts(
-            **{
-                name: getattr(self, name) + getattr(other, name)
-                for name in BatchCounts.model_fields
-            }
-        )
-
-    def words(self) -> str:
-        """The non-zero counts, as `batch status` prints them ("succeeded 3, canceled 1")."""
-        labels = {"unexpected": "unknown ids ignored", "duplicates": "duplicates ignored"}
-        return ", ".join(
-            f"{labels.get(name, name.replace('_', ' '))} {getattr(self, name)}"
-            for name in BatchCounts.model_fields
-            if getattr(self, name)
-        )
-
-
-class BatchTotals(BaseModel):
-    """The manifest's `batch` section: the run's batches and what collecting them found."""
-
-    model_config = ConfigDict(frozen=True)
-
-    batches: int  # provider batches submitted from this run
-    collected: int  # of which collected
-    results: BatchCounts  # summed over the collected ones
-
-    def __add__(self, other: BatchTotals) -> BatchTotals:
-        """Two shards' sections as one (merge)."""
-        return BatchTotals(
-            batches=self.batches + other.batches,
-            collected=self.collected + other.collected,
-            results=self.results + other.results,
-        )
-
-
-class BatchInfo(BaseModel):
-    """One provider batch as the provider last described it, plus what this run knows of it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    provider: str
-    model: str = ""
-    status: str  # the provider's own word (OpenAI: validating ... completed; Anthropic: ended)
-    ended: bool = False  # processing is over: whatever results exist can be collected
-    created_at: str = ""
-    request_counts: dict[str, int] = Field(default_factory=dict)  # the provider's tallies
-    output_file_id: str | None = None  # OpenAI
-    error_file_id: str | None = None  # OpenAI
-    results_url: str | None = None  # Anthropic
-    errors: list[str] = Field(default_factory=list)  # batch-level errors (a failed validation)
-    requests: int = 0  # how many requests this run put in it
-    collected: bool = False
-    collected_at: str | None = None
-    summary: BatchCounts | None = None  # what `collect` found in it
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """One result line, provider-neutral. `body` is the response body of a succeeded request."""
-
-    custom_id: str
-    outcome: BatchOutcome
-    body: dict[str, Any] | None = None
-    error: str | None = None
-
-
-class BatchBackend(Backend, Protocol):
-    """A backend that can also speak its provider's batch API."""
-
-    batch_max_requests: int
-    batch_max_bytes: int
-
-    def batch_request(self, request: Request, custom_id: str) -> dict[str, Any]: ...
-
-    def parse_batch_result(self, body: dict[str, Any]) -> Completion: ...
-
-    async def batch_create(self, lines: Sequence[dict[str, Any]], submission: str) -> BatchInfo:
-        """Create a batch, tagged with `submission` where the provider keeps tags."""
-        ...
-
-    async def batch_find(self, submission: str, since: str) -> BatchInfo | None:
-        """The batch created under `submission` (at or after `since`), if the provider can
-        tell; None when it has none, or cannot search."""
-        ...
-
-    async def batch_get(self, batch_id: str) -> BatchInfo: ...
-
-    async def batch_cancel(self, batch_id: str) -> BatchInfo: ...
-
-    def batch_results(self, info: BatchInfo) -> AsyncIterator[BatchResult]: ...
+from generator.rundir import CacheLine, RunDir
 
 
 @dataclass
@@ -271,234 +129,6 @@ class CollectSummary:
         )
 
 
-def batch_line_bytes(line: dict[str, Any]) -> bytes:
-    """A request line as it is uploaded (OpenAI) and as it is measured against byte limits.
-    ASCII-escaped JSON is never shorter than the UTF-8 form a provider SDK may send, so the
-    measure is an upper bound for Anthropic's request body too."""
-    return json.dumps(line).encode() + b"\n"
-
-
-# -- the record: DIR/batches.jsonl --------------------------------------------------------------
-
-
-class _Ledger:
-    """The run's batches, folded from batches.jsonl (append-only; later lines win)."""
-
-    def __init__(self, rundir: RunDir):
-        self.rundir = rundir
-        self.records: dict[str, dict[str, Any]] = {}
-        for line in rundir.read_jsonl(BATCHES):
-            self._merge(line)
-
-    def _merge(self, line: dict[str, Any]) -> None:
-        record = self.records.setdefault(line["id"], {})
-        record.update({k: v for k, v in line.items() if k != "event"})
-
-    def write(self, event: str, fields: dict[str, Any]) -> None:
-        line = {"event": event, **fields}
-        self.rundir.append(BATCHES, line)
-        self._merge(line)
-
-    def batch_ids(self) -> list[str]:
-        """The provider batches (not the submission records)."""
-        return [i for i, r in self.records.items() if "submission_record" not in r]
-
-    def unresolved(self) -> list[str]:
-        """Submission records whose batch creation never reported back (the process died)."""
-        return [
-            i
-            for i, r in self.records.items()
-            if "submission_record" in r and r.get("status") == "submitting"
-        ]
-
-    def in_flight(self) -> set[str]:
-        """Custom ids of every batch not yet collected, and of submissions not resolved."""
-        ids: set[str] = set()
-        for record in self.records.values():
-            if not record.get("collected"):
-                ids.update(record.get("requests", {}))
-        return ids
-
-    def info(self, batch_id: str) -> BatchInfo:
-        record = self.records[batch_id]
-        known = {name: record[name] for name in BatchInfo.model_fields if name in record}
-        known["requests"] = len(record.get("requests", {}))
-        return BatchInfo.model_validate(known)
-
-    def update(self, info: BatchInfo) -> BatchInfo:
-        """Record what the provider said now, if anything changed."""
-        fresh = _provider_fields(info)
-        record = self.records[info.id]
-        changed = {k: v for k, v in fresh.items() if record.get(k) != v}
-        if changed:
-            self.write("updated", {"id": info.id, **changed})
-        return self.info(info.id)
-
-
-def _provider_fields(info: BatchInfo) -> dict[str, Any]:
-    return info.model_dump(
-        mode="json",
-        include={
-            "status",
-            "ended",
-            "request_counts",
-            "output_file_id",
-            "error_file_id",
-            "results_url",
-            "errors",
-        },
-    )
-
-
-# -- submitting ---------------------------------------------------------------------------------
-
-
-class BatchQueue:
-    """Requests deferred during a run, submitted as provider batches when the run has walked
-    every task as far as it can."""
-
-    def __init__(self, rundir: RunDir, backend: Backend) -> None:
-        if getattr(backend, "provider", None) not in BATCH_PROVIDERS or not hasattr(
-            backend, "batch_create"
-        ):
-            raise ConfigError("--batch needs --provider openai or anthropic")
-        self.rundir = rundir
-        self.backend: BatchBackend = backend  # type: ignore[assignment]
-        self._ledger = _Ledger(rundir)
-        self._in_flight = self._ledger.in_flight()
-        self._pending: dict[str, Request] = {}
-        self._waiting: set[str] = set()
-
-    def defer(self, key: str, request: Request) -> None:
-        """Remember a request to submit. A key already pending, or in a batch not yet
-        collected, is ignored: its answer is already on its way."""
-        if not CUSTOM_ID.fullmatch(key):
-            raise ValueError(f"cache key {key!r} is not a valid batch custom_id")
-        if key in self._in_flight:
-            self._waiting.add(key)
-            return
-        self._pending.setdefault(key, request)
-
-    def pending(self) -> int:
-        """Requests deferred in this process and not yet submitted."""
-        return len(self._pending)
-
-    def waiting(self) -> int:
-        """Requests deferred in this process whose answers are already in submitted batches
-        (collect them with `archetypes batch collect DIR`)."""
-        return len(self._waiting)
-
-    async def submit(self) -> list[BatchInfo]:
-        """Create batches for every pending request, split by the provider's request-count and
-        byte limits, and record each one as soon as it exists."""
-        if not self._pending:
-            return []
-        entries = [
-            (key, request, self.backend.batch_request(request, key))
-            for key, request in self._pending.items()
-        ]
-        created: list[BatchInfo] = []
-        for chunk in split(
-            entries,
-            max_requests=self.backend.batch_max_requests,
-            max_bytes=self.backend.batch_max_bytes,
-            size=lambda entry: len(batch_line_bytes(entry[2])),
-        ):
-            requests = {key: {"task_id": r.task_id, "step": r.step} for key, r, _ in chunk}
-            info = await self._create(requests, [line for _, _, line in chunk])
-            for key in requests:
-                self._pending.pop(key, None)
-                self._in_flight.add(key)
-            created.append(info)
-        return created
-
-    async def _create(self, requests: dict[str, dict[str, str]], lines: list[dict]) -> BatchInfo:
-        """Create one batch, written ahead: the submission is recorded before the provider is
-        asked, so a process that dies after the provider created the batch but before the
-        batch was recorded leaves a trace; the next `batch status` or `collect` finds that
-        batch by its tag (OpenAI) instead of the run paying for its requests twice."""
-        submission = uuid.uuid4().hex
-        record_id = f"submission-{submission}"
-        where = {
-            "provider": self.backend.provider,
-            "model": self.backend.model,
-            "base_url": safe_url(getattr(self.backend, "base_url", None)),
-        }
-        self._ledger.write(
-            "submitting",
-            {
-                "id": record_id,
-                "submission_record": True,
-                "submission": submission,
-                **where,
-                "status": "submitting",
-                "created_at": _now(),
-                "requests": requests,
-                "collected": False,
-            },
-        )
-        unanswered = False
-
-        async def create() -> BatchInfo:
-            nonlocal unanswered
-            try:
-                return await self.backend.batch_create(lines, submission)
-            except TransientError as exc:
-                # No answer, or one we could not read: the batch may exist all the same.
-                unanswered = exc.kind in ("timeout", "connection", "malformed")
-                raise
-
-        try:
-            info = await _call(create, retryable=_CREATE_RETRYABLE)
-        except Exception:
-            if not unanswered:  # the provider said no: there is nothing to find later
-                self._ledger.write("not-submitted", _resolved(record_id, "not-submitted"))
-            # else the record stays open for `batch status`/`collect` to find or give back
-            raise
-        self._ledger.write(
-            "created",
-            {
-                "id": info.id,
-                "submission": submission,
-                **where,
-                "created_at": info.created_at or _now(),
-                **_provider_fields(info),
-                "requests": requests,
-                "collected": False,
-            },
-        )
-        self._ledger.write("submitted", _resolved(record_id, "submitted", info.id))
-        return self._ledger.info(info.id)
-
-
-def _resolved(record_id: str, status: str, batch_id: str | None = None) -> dict[str, Any]:
-    return {"id": record_id, "status": status, "collected": True, "batch": batch_id}
-
-
-def split(
-    items: Sequence[Any], *, max_requests: int, max_bytes: int, size: Any
-) -> Iterable[list[Any]]:
-    """Consecutive chunks of at most `max_requests` items and `max_bytes` bytes (by `size`)."""
-    chunk: list[Any] = []
-    used = 0
-    for item in items:
-        n = size(item)
-        if n > max_bytes:
-            raise BackendError(
-                f"one batch request is {n} bytes, over the provider's {max_bytes}-byte batch limit"
-            )
-        if chunk and (len(chunk) >= max_requests or used + n > max_bytes):
-            yield chunk
-            chunk, used = [], 0
-        chunk.append(item)
-        used += n
-    if chunk:
-        yield chunk
-
-
-# -- status, collect, cancel --------------------------------------------------------------------
-
-
 async def settle(run_dir: Path | RunDir, *, base_url: str | None = None) -> list[str]:
     """Settle submissions cut short by a dead process (see `_Session.resolve_submissions`);
     a line for the user about each. status, collect and cancel settle them too, silently."""
@@ -529,7 +159,7 @@ async def collect(
     async with _Session(run_dir, base_url) as session:
         infos = await session.refresh()
         summary = CollectSummary()
-        cached = {line["key"] for line in session.rundir.read_jsonl(CACHE)}
+        cached = {line.key for line in session.rundir.cache_lines()}
         prices = load_prices(prices_file)
         for info in infos:
             if info.collected:
@@ -539,38 +169,8 @@ async def collect(
                 continue
             summary.add(await session.collect_one(info, cached, prices))
         if summary.batches_collected:
-            _update_manifest(session.rundir)
+            update_manifest(session.rundir)
         return summary
-
-
-def batch_totals(rundir: RunDir) -> BatchTotals | None:
-    """The run's batches and what collecting them found; None for a run without batches."""
-    ledger = _Ledger(rundir)
-    infos = [ledger.info(batch_id) for batch_id in ledger.batch_ids()]
-    if not infos:
-        return None
-    results = BatchCounts()
-    for info in infos:
-        if info.summary is not None:
-            results += info.summary
-    return BatchTotals(
-        batches=len(infos), collected=sum(info.collected for info in infos), results=results
-    )
-
-
-def manifest_section(rundir: RunDir) -> dict[str, Any] | None:
-    """The manifest's `batch` section (see BatchTotals), or None for a run without batches."""
-    totals = batch_totals(rundir)
-    return totals.model_dump(mode="json") if totals is not None else None
-
-
-def _update_manifest(rundir: RunDir) -> None:
-    """Bring the manifest's `batch` section up to date after a collect, so the counts are
-    there before the next `generate` rewrites the manifest (which refreshes it too)."""
-    manifest = rundir.read_manifest()
-    if manifest is not None:
-        manifest["batch"] = manifest_section(rundir)
-        rundir.write_manifest(manifest)
 
 
 async def cancel(run_dir: Path | RunDir, *, base_url: str | None = None) -> list[BatchInfo]:
@@ -584,7 +184,7 @@ async def cancel(run_dir: Path | RunDir, *, base_url: str | None = None) -> list
                 result.append(info)
                 continue
             backend = session.backend(info.id)
-            fresh = await _call(lambda b=backend, i=info.id: b.batch_cancel(i))
+            fresh = await retry.call_provider(partial(backend.batch_cancel, info.id))
             result.append(session.ledger.update(fresh))
         return result
 
@@ -598,7 +198,7 @@ class _Session:
         self._base_url = base_url
         self._backends: dict[tuple[str, str, str | None], BatchBackend] = {}
         self.rundir: RunDir = self._given or RunDir(self._path)
-        self.ledger: _Ledger
+        self.ledger: Ledger
 
     async def __aenter__(self) -> _Session:
         if self._given is None:
@@ -606,7 +206,7 @@ class _Session:
                 raise ConfigError(f"{self._path}: no such run directory")
             self.rundir.open()
         try:
-            self.ledger = _Ledger(self.rundir)
+            self.ledger = Ledger(self.rundir)
         except Exception:
             await self.__aexit__()
             raise
@@ -627,7 +227,8 @@ class _Session:
         elif "base_url" in record:
             base_url = record["base_url"]
         else:
-            base_url = (self.rundir.read_manifest() or {}).get("base_url")
+            manifest = self.rundir.read_manifest()
+            base_url = manifest.base_url if manifest is not None else None
         key = (record["provider"], record["model"], base_url)
         if key not in self._backends:
             backend = create_backend(
@@ -644,8 +245,8 @@ class _Session:
         for record_id in self.ledger.unresolved():
             record = self.ledger.records[record_id]
             backend = self.backend(record_id)
-            found = await _call(
-                lambda b=backend, r=record: b.batch_find(r["submission"], r["created_at"])
+            found = await retry.call_provider(
+                partial(backend.batch_find, record["submission"], record["created_at"])
             )
             requests = record.get("requests", {})
             if found is not None:
@@ -656,18 +257,18 @@ class _Session:
                         "submission": record["submission"],
                         **{k: record[k] for k in ("provider", "model", "base_url")},
                         "created_at": found.created_at or record["created_at"],
-                        **_provider_fields(found),
+                        **provider_fields(found),
                         "requests": requests,
                         "collected": False,
                     },
                 )
-                self.ledger.write("adopted", _resolved(record_id, "adopted", found.id))
+                self.ledger.write("adopted", resolved(record_id, "adopted", found.id))
                 notes.append(
                     f"found batch {found.id}, created when an earlier run was cut short, "
                     f"with {len(requests)} requests: it is followed like the others"
                 )
                 continue
-            self.ledger.write("lost", _resolved(record_id, "lost"))
+            self.ledger.write("lost", resolved(record_id, "lost"))
             notes.append(
                 f"a batch submission of {len(requests)} requests from {record['created_at']} "
                 "was cut short and the provider holds no batch found for it"
@@ -688,7 +289,9 @@ class _Session:
             info = self.ledger.info(batch_id)
             if not info.ended and not info.collected:
                 backend = self.backend(batch_id)
-                info = self.ledger.update(await _call(lambda b=backend, i=batch_id: b.batch_get(i)))
+                info = self.ledger.update(
+                    await retry.call_provider(partial(backend.batch_get, batch_id))
+                )
             infos.append(info)
         return infos
 
@@ -700,31 +303,30 @@ class _Session:
             record["model"], record["provider"], record.get("base_url") is not None
         )
         written: set[str] = set()
-        attempt = 0
-        while True:
-            attempt += 1
-            summary = CollectSummary(batches_collected=1)
-            seen: set[str] = set()
-            try:
-                async for result in backend.batch_results(info):
-                    self._one(result, requests, backend, price, cached, written, seen, summary)
-                break
-            except TransientError as exc:
-                # Whatever was cached before the cut is kept and not written again.
-                if attempt >= MAX_ATTEMPTS:
-                    raise BackendError(f"{exc} (after {attempt} attempts)") from None
-                await asyncio.sleep(_backoff(attempt, exc.retry_after))
-            except PermanentError as exc:
-                if not exc.not_found:
-                    raise _backend_error(exc) from None
-                # The provider no longer keeps the results (OpenAI deletes files after about
-                # 30 days; Anthropic keeps results 29 days): what was read is kept, the rest
-                # counts as missing and is asked again by the next run.
-                summary.error_samples.append(
-                    f"batch {info.id}: its results are no longer available ({exc}); what they "
-                    "held is asked again by the next run"
-                )
-                break
+        summary = CollectSummary(batches_collected=1)
+        seen: set[str] = set()
+        # The results are read again from the start after a transient fault; whatever was
+        # cached before the cut is kept and not written again (`written`).
+        retrying = retry.BATCH_POLICY.retrying(sleep=asyncio.sleep)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    summary = CollectSummary(batches_collected=1)
+                    seen = set()
+                    async for result in backend.batch_results(info):
+                        self._one(result, requests, backend, price, cached, written, seen, summary)
+        except TransientError as exc:
+            raise retry.gave_up(exc, retrying.statistics.get("attempt_number", 1)) from None
+        except NotFound as exc:
+            # The provider no longer keeps the results (OpenAI deletes files after about
+            # 30 days; Anthropic keeps results 29 days): what was read is kept, the rest
+            # counts as missing and is asked again by the next run.
+            summary.error_samples.append(
+                f"batch {info.id}: its results are no longer available ({exc}); what they "
+                "held is asked again by the next run"
+            )
+        except PermanentError as exc:
+            raise retry.final_error(exc) from None
         summary.missing = sum(1 for key in requests if key not in seen)
         if summary.unexpected:
             summary.unexpected_by_batch[info.id] = summary.unexpected
@@ -736,7 +338,7 @@ class _Session:
             {
                 "id": info.id,
                 "collected": True,
-                "collected_at": _now(),
+                "collected_at": now(),
                 "summary": summary.counts().model_dump(),
             },
         )
@@ -787,54 +389,17 @@ class _Session:
         list_cost = price.list_cost(completion) if price is not None else 0.0
         request = requests[key]
         # The same line ResponseCache.put writes.
-        self.rundir.append(
-            CACHE,
-            {
-                "key": key,
-                "task_id": request["task_id"],
-                "step": request["step"],
-                "cost_usd": cost,
-                "list_cost_usd": list_cost,
-                "completion": completion.model_dump(mode="json"),
-            },
+        self.rundir.append_cache(
+            CacheLine(
+                key=key,
+                task_id=request["task_id"],
+                step=request["step"],
+                cost_usd=cost,
+                list_cost_usd=list_cost,
+                completion=completion,
+            )
         )
         cached.add(key)
         written.add(key)
         summary.succeeded += 1
         summary.cost_usd += cost
-
-
-# -- helpers ------------------------------------------------------------------------------------
-
-
-async def _call(make: Any, retryable: set[str] | None = None) -> Any:
-    """Await `make()`, retrying transient provider errors (all kinds, or only `retryable`),
-    with exponential backoff and jitter; provider errors end as BackendError/ConfigError."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await make()
-        except TransientError as exc:
-            if attempt >= MAX_ATTEMPTS or (retryable is not None and exc.kind not in retryable):
-                raise BackendError(
-                    f"{exc} (after {attempt} attempt{'s' if attempt > 1 else ''})"
-                ) from None
-            await asyncio.sleep(_backoff(attempt, exc.retry_after))
-        except PermanentError as exc:
-            raise _backend_error(exc) from None
-
-
-def _backend_error(exc: PermanentError) -> Exception:
-    # A refused key is something the user fixes (exit 2); anything else is the provider's.
-    return ConfigError(str(exc)) if exc.fatal else BackendError(str(exc))
-
-
-def _backoff(attempt: int, retry_after: float | None) -> float:
-    if retry_after is not None:
-        return retry_after + random.uniform(0, 0.25)
-    return min(RETRY_BASE_SECONDS * 2 ** (attempt - 1), 30.0) * random.uniform(0.5, 1.0)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

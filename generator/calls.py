@@ -2,7 +2,7 @@
 pays for nothing twice), the shared budget (no call starts that could take spending past the
 cap), pacing on the provider's rate-limit headers (generator/ratelimit.py), and the transport
 retries (tenacity: 429/5xx/timeouts/dropped connections/malformed bodies, exponential backoff
-with jitter, retry-after honoured). The SDK clients have their own retries off, so the two
+with jitter, retry-after honoured: the one policy of generator/retry.py). The SDK clients have their own retries off, so the two
 never multiply. Shared calls (several answers per call) are paid once for a group of tasks.
 Content retries live elsewhere.
 """
@@ -12,24 +12,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState
 
-from generator.backends.base import Backend, Completion, PermanentError, TransientError
-from generator.batch import BatchQueue, Deferred
+from generator.backends.base import Backend, Completion, Request
+from generator.batch_queue import BatchQueue, Deferred
+from generator.errors import PermanentError, RateLimited, TransientError
 from generator.pricing import Price
-from generator.prompts import Request
 from generator.ratelimit import RatePacer
-from generator.rundir import CACHE, RunDir
+from generator.retry import CALL_POLICY
+from generator.rundir import CacheLine, RunDir
 from generator.tokens import count_prompt_tokens
-
-# Added at most to a server's retry-after, so the callers one 429 told the same moment do not
-# all come back in the same instant; small next to any wait a provider asks for.
-RETRY_AFTER_JITTER = 0.25
 
 
 class BudgetReached(Exception):
@@ -97,15 +93,9 @@ class ResponseCache:
         self.list_cost = 0.0  # the same answers at the full rates: no cache, no batch discount
         self.tokens = 0
         self.steps: dict[str, StepTotals] = {}
-        for line in rundir.read_jsonl(CACHE):
-            cost = line.get("cost_usd", 0.0)
+        for line in rundir.cache_lines():
             self._remember(
-                line["key"],
-                Completion.model_validate(line["completion"]),
-                cost,
-                line.get("list_cost_usd", cost),
-                str(line.get("step", "")),
-                str(line.get("task_id", "")),
+                line.key, line.completion, line.cost_usd, line.list_cost, line.step, line.task_id
             )
 
     def _remember(
@@ -133,16 +123,15 @@ class ResponseCache:
     def put(
         self, key: str, request: Request, completion: Completion, cost: float, list_cost: float
     ) -> None:
-        self.rundir.append(
-            CACHE,
-            {
-                "key": key,
-                "task_id": request.task_id,
-                "step": request.step,
-                "cost_usd": cost,
-                "list_cost_usd": list_cost,
-                "completion": completion.model_dump(mode="json"),
-            },
+        self.rundir.append_cache(
+            CacheLine(
+                key=key,
+                task_id=request.task_id,
+                step=request.step,
+                cost_usd=cost,
+                list_cost_usd=list_cost,
+                completion=completion,
+            )
         )
         self._remember(key, completion, cost, list_cost, request.step, request.task_id)
 
@@ -284,14 +273,8 @@ class ModelCaller:
             )
 
     async def _call_with_retries(self, request: Request) -> list[Completion]:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            sleep=self.sleep,
-            before_sleep=self._note_retry,
-            reraise=True,
-        )
+        policy = replace(CALL_POLICY, attempts=self.max_retries + 1)
+        retrying = policy.retrying(sleep=self.sleep, before_sleep=self._note_retry)
         async for attempt in retrying:
             with attempt:
                 # Providers count max_tokens against the token limit when they admit a request.
@@ -306,21 +289,12 @@ class ModelCaller:
                     completions = await self.backend.complete_samples(request)
                 except TransientError as exc:
                     self.stats.faults[exc.kind] += 1
-                    if exc.kind == "429":
+                    if isinstance(exc, RateLimited):
                         self.pacer.pause(exc.retry_after if exc.retry_after is not None else 2.0)
                     raise
                 self.pacer.observe(completions[0].rate, marks)
                 return completions
         raise AssertionError("unreachable: tenacity reraises")
-
-    @staticmethod
-    def _wait(state: RetryCallState) -> float:
-        """The provider's retry-after when it sent one (plus up to RETRY_AFTER_JITTER); else
-        exponential backoff with jitter."""
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return exc.retry_after + random.uniform(0, RETRY_AFTER_JITTER)
-        return float(min(0.5 * 2 ** (state.attempt_number - 1), 30.0) * random.uniform(0.5, 1.0))
 
     def _note_retry(self, state: RetryCallState) -> None:
         self.stats.retries += 1

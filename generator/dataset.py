@@ -7,10 +7,10 @@ Layout of RUN/dataset/ (the folder `archetypes publish` uploads as it is):
     jsonl/<split>.jsonl                           only with --format jsonl, same columns
 
 One streaming pass: records are read line by line, converted to rows, buffered per split up to
-one row group and written with pyarrow's ParquetWriter; the card's statistics are gathered in
+one row group and written with pyarrow's ParquetWriter (columns and shards: generator/shards.py); the card's statistics are gathered in
 the same pass. Shards are written under provisional names and renamed once the total per split is
 known, so no second pass over the records is needed. Memory is bounded by one row group per
-split plus fixed-size sketches (see generator/card.py), whatever the corpus size.
+split plus fixed-size sketches (see generator/card/), whatever the corpus size.
 
 The whole folder is built in RUN/dataset.tmp-<pid> and then moved over RUN/dataset, so a reader
 (or a publish) never sees half a dataset. Rebuilding the same run gives byte-identical files:
@@ -20,94 +20,32 @@ options are pinned.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import hashlib
-import json
 import os
 import re
 import shutil
 import warnings
 from array import array
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from datasets import Features, List, Value
 
 from generator import card
 from generator.errors import ConfigError, OutputError, UserError
 from generator.judging import JudgeCheck
-from generator.records import Record, iter_records
-from generator.rundir import LOCK, MANIFEST, RECORDS, REJECTS
+from generator.records import iter_records
+from generator.rundir import RECORDS, RunView, disk_error, read_run
+from generator.shards import FEATURES, SplitSummary, SplitWriter, record_to_row
+from generator.stats import CorpusStats
 from generator.tokens import DEFAULT_ENCODING
 
 DATASET_DIR = "dataset"
 DEFAULT_SHARD_ROWS = 50_000
-ROW_GROUP_ROWS = 5_000
-# A row group is also closed early once its texts reach this size, so very long documents do
-# not make one buffer huge. Both limits are constants: row-group boundaries stay deterministic.
-ROW_GROUP_TEXT_BYTES = 64 * 1024 * 1024
 DEFAULT_LICENSE = "cc-by-4.0"
 FORMATS = ("parquet", "jsonl")
 TRAIN = "train"
-
-# The columns, in order. `text` is the document exactly as records.jsonl holds it.
-FEATURES = Features(
-    {
-        "text": Value("string"),
-        "id": Value("string"),
-        "archetype_id": Value("string"),
-        "archetype_version": Value("string"),
-        "trait_focus": Value("string"),
-        "genre": Value("string"),
-        "setting": Value("string"),
-        "narrator": Value("string"),
-        "title": Value("string"),
-        "n_words": Value("int32"),
-        "n_tokens": Value("int32"),
-        "language": Value("string"),
-        "writer_model": Value("string"),
-        "judge_model": Value("string"),
-        "judge_focus_score": Value("int8"),
-        "judge_trait_scores": List({"trait": Value("string"), "score": Value("int8")}),
-        "judge_flags": List(Value("string")),
-        "repeated_ngram_ratio": Value("float64"),
-        "max_similarity": Value("float64"),
-        "revised": Value("bool"),
-        "seed": Value("int64"),
-        "created_at": Value("string"),
-        "spec_hash": Value("string"),
-        "ai_name": Value("string"),
-        "situation": Value("string"),
-        "provider": Value("string"),
-        "template_version": Value("string"),
-        "premise": Value("string"),
-    }
-)
-# Carries the Features as schema metadata too, so `datasets` reads back exactly these types.
-SCHEMA: pa.Schema = FEATURES.arrow_schema
-
-# Pinned so that the same rows always give the same bytes (in the same environment).
-PARQUET_OPTIONS: dict[str, Any] = {
-    "version": "2.6",
-    "compression": "zstd",
-    "compression_level": 3,
-    "use_dictionary": True,
-    "write_statistics": True,
-    "data_page_version": "1.0",
-    "store_schema": True,
-    "write_page_index": False,
-    # Content-defined pages: re-uploading a slightly changed shard to Xet storage moves only
-    # the changed chunks. Deterministic, like every other option here.
-    "use_content_defined_chunking": True,
-}
 
 _SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _LICENSE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}$")
@@ -269,102 +207,18 @@ def token_counter(name: str) -> TokenCounter:
 # Reading the run
 
 
-def record_to_row(record: Record, n_tokens: int) -> dict[str, Any]:
-    """The dataset row for one record; the judge's and the checks' fields become flat columns."""
-    judge = record.judge
-    checks = record.checks
-    return {
-        "text": record.text,
-        "id": record.id,
-        "archetype_id": record.archetype_id,
-        "archetype_version": record.archetype_version,
-        "trait_focus": record.trait_focus,
-        "genre": record.genre,
-        "setting": record.setting,
-        "narrator": record.narrator,
-        "title": record.title,
-        "n_words": record.n_words,
-        "n_tokens": n_tokens,
-        "language": record.language,
-        "writer_model": record.writer_model,
-        "judge_model": record.judge_model or (judge.model if judge else None),
-        "judge_focus_score": judge.focus_score if judge else None,
-        "judge_trait_scores": (
-            [{"trait": t.trait, "score": t.score} for t in judge.trait_scores] if judge else []
-        ),
-        "judge_flags": [*judge.anti_markers, *judge.backfire_flags] if judge else [],
-        "repeated_ngram_ratio": checks.repeated_ngram_ratio if checks else None,
-        "max_similarity": checks.max_similarity if checks else None,
-        "revised": record.revised,
-        "seed": record.seed,
-        "created_at": record.created_at,
-        "spec_hash": record.spec_hash,
-        "ai_name": record.ai_name,
-        "situation": record.situation,
-        "provider": record.provider,
-        "template_version": record.template_version,
-        "premise": record.premise,
-    }
-
-
-def _check_not_running(run_dir: Path) -> None:
+def _check_not_running(run: RunView) -> None:
     """Refuse while `archetypes generate` holds the run (its records are still arriving)."""
-    lock = run_dir / LOCK
-    if not lock.exists():
-        return
-    with lock.open("r", encoding="utf-8") as handle:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = handle.read().strip() or "another process"
-            raise UserError(
-                f"{run_dir} is in use by {holder}; wait for `archetypes generate` to finish "
-                "(or stop it), then build"
-            ) from None
-        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def read_rejects(run_dir: Path) -> Counter[str]:
-    """Rejections by reason, from rejects.jsonl (read line by line)."""
-    reasons: Counter[str] = Counter()
-    path = run_dir / REJECTS
-    if not path.exists():
-        return reasons
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.endswith(b"\n") or not line.strip():
-                continue
-            try:
-                reasons[str(json.loads(line).get("reason", "unknown"))] += 1
-            except (json.JSONDecodeError, AttributeError):
-                reasons["unreadable-line"] += 1
-    return reasons
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+    holder = run.holder()
+    if holder is not None:
+        raise UserError(
+            f"{run.path} is in use by {holder}; wait for `archetypes generate` to finish "
+            "(or stop it), then build"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Writing
-
-
-@dataclass
-class SplitSummary:
-    name: str
-    rows: int = 0
-    shards: list[str] = field(default_factory=list)  # paths relative to the dataset folder
-    parquet_bytes: int = 0
-    arrow_bytes: int = 0  # in-memory Arrow size: what `datasets` calls num_bytes
-    tokens: int = 0
-    words: int = 0
 
 
 @dataclass
@@ -378,81 +232,6 @@ class BuildResult:
     @property
     def rows(self) -> int:
         return sum(s.rows for s in self.splits.values())
-
-
-class _SplitWriter:
-    """One split's parquet shards (and JSONL file), written a row group at a time."""
-
-    def __init__(self, root: Path, name: str, shard_rows: int, jsonl: bool):
-        self.root = root
-        self.name = name
-        self.shard_rows = shard_rows
-        self.summary = SplitSummary(name)
-        self.buffer: list[dict[str, Any]] = []
-        self.buffer_text_bytes = 0
-        self.writer: pq.ParquetWriter | None = None
-        self.rows_in_shard = 0
-        self.provisional: list[Path] = []
-        self.jsonl: IO[str] | None = None
-        if jsonl:
-            (root / "jsonl").mkdir(exist_ok=True)
-            self.jsonl = (root / "jsonl" / f"{name}.jsonl").open("w", encoding="utf-8")
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.buffer.append(row)
-        self.buffer_text_bytes += len(row["text"])
-        self.summary.rows += 1
-        if self.jsonl is not None:
-            self.jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
-        room = self.shard_rows - self.rows_in_shard
-        if (
-            len(self.buffer) >= min(ROW_GROUP_ROWS, room)
-            or self.buffer_text_bytes >= ROW_GROUP_TEXT_BYTES
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        if self.writer is None:
-            path = self.root / "data" / f"{self.name}-{len(self.provisional):05d}.partial"
-            self.provisional.append(path)
-            self.writer = pq.ParquetWriter(path, SCHEMA, **PARQUET_OPTIONS)
-        table = pa.Table.from_pylist(self.buffer, schema=SCHEMA)
-        self.writer.write_table(table, row_group_size=len(self.buffer))
-        self.summary.arrow_bytes += table.nbytes
-        self.rows_in_shard += len(self.buffer)
-        self.buffer = []
-        self.buffer_text_bytes = 0
-        if self.rows_in_shard >= self.shard_rows:
-            self._close_shard()
-
-    def _close_shard(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        self.rows_in_shard = 0
-
-    def finish(self) -> None:
-        """Flush, close, and give every shard its final `-NNNNN-of-NNNNN` name."""
-        self.flush()
-        self._close_shard()
-        if self.jsonl is not None:
-            self.jsonl.close()
-            self.jsonl = None
-        total = len(self.provisional)
-        for index, path in enumerate(self.provisional):
-            final = path.with_name(f"{self.name}-{index:05d}-of-{total:05d}.parquet")
-            path.rename(final)
-            self.summary.shards.append(final.relative_to(self.root).as_posix())
-            self.summary.parquet_bytes += final.stat().st_size
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            if self.writer is not None:
-                self.writer.close()
-        if self.jsonl is not None:
-            self.jsonl.close()
 
 
 def build(run_dir: Path, options: BuildOptions | None = None) -> BuildResult:
@@ -471,7 +250,7 @@ def build(run_dir: Path, options: BuildOptions | None = None) -> BuildResult:
     final = run_dir / DATASET_DIR
     if final.exists() and not final.is_dir():
         raise OutputError(f"{final}: exists and is not a directory; move it away and build again")
-    _check_not_running(run_dir)
+    _check_not_running(read_run(run_dir))
     counter = token_counter(options.tokenizer)
     _remove_stale_temporaries(run_dir)
 
@@ -483,7 +262,13 @@ def build(run_dir: Path, options: BuildOptions | None = None) -> BuildResult:
         _replace(temporary, final)
     except OSError as exc:
         shutil.rmtree(temporary, ignore_errors=True)
-        raise _disk_error(final, exc) from None
+        raise disk_error(
+            final,
+            exc,
+            then="build again",
+            kept="the previous build is kept",
+            writable="make the run directory writable",
+        ) from None
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -500,28 +285,11 @@ def _write(
 ) -> BuildResult:
     split_names = [TRAIN, *sorted(options.splits)]
     jsonl = "jsonl" in options.formats
-    writers = {name: _SplitWriter(root, name, options.shard_rows, jsonl) for name in split_names}
-    stats = card.CorpusStats()
-    judging = JudgeCheck.start(read_manifest(run_dir), run_dir)
-    ids = array("Q")
-    stop_at = records_path.stat().st_size
-    try:
-        for record in iter_records(records_path, stop_at, then="build again"):
-            judging.add(record)
-            split = assign_split(record.id, options.splits)
-            n_tokens = counter.count(record.text)
-            writers[split].add(record_to_row(record, n_tokens))
-            writers[split].summary.tokens += n_tokens
-            writers[split].summary.words += record.n_words
-            stats.add(record, split, n_tokens)
-            ids.append(int(record.id, 16))
-        for writer in writers.values():
-            writer.finish()
-    except BaseException:
-        for writer in writers.values():
-            writer.abort()
-        raise
-
+    writers = {name: SplitWriter(root, name, options.shard_rows, jsonl) for name in split_names}
+    run = read_run(run_dir)
+    stats = CorpusStats()
+    judging = JudgeCheck.start(run.manifest_json(), run_dir)
+    ids = _write_rows(records_path, writers, options, counter, stats, judging)
     if not ids:
         raise UserError(
             f"{run_dir}: no complete records in {RECORDS}; "
@@ -543,23 +311,11 @@ def _write(
             continue
         summaries[name] = summary
 
-    manifest = read_manifest(run_dir)
     context = card.CardContext(
-        manifest=manifest,
+        manifest=run.manifest_json(),
         stats=stats,
-        rejects=read_rejects(run_dir),
-        splits=[
-            card.SplitInfo(
-                name=s.name,
-                rows=s.rows,
-                shards=len(s.shards),
-                parquet_bytes=s.parquet_bytes,
-                arrow_bytes=s.arrow_bytes,
-                tokens=s.tokens,
-                words=s.words,
-            )
-            for s in summaries.values()
-        ],
+        rejects=run.reject_reasons(),
+        splits=[_split_info(s) for s in summaries.values()],
         fractions=dict(options.splits),
         license=options.license,
         tokenizer=counter.label,
@@ -573,6 +329,49 @@ def _write(
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     return BuildResult(
         path=root, splits=summaries, files=files, tokenizer=counter.label, notes=notes
+    )
+
+
+def _write_rows(
+    records_path: Path,
+    writers: dict[str, SplitWriter],
+    options: BuildOptions,
+    counter: TokenCounter,
+    stats: CorpusStats,
+    judging: JudgeCheck,
+) -> array:
+    """The one pass over the records: rows to their split's shards, statistics and the judge's
+    coverage gathered on the way. Returns the ids seen (as integers, to check uniqueness)."""
+    ids = array("Q")
+    stop_at = records_path.stat().st_size
+    try:
+        for record in iter_records(records_path, stop_at, then="build again"):
+            judging.add(record)
+            split = assign_split(record.id, options.splits)
+            n_tokens = counter.count(record.text)
+            writers[split].add(record_to_row(record, n_tokens))
+            writers[split].summary.tokens += n_tokens
+            writers[split].summary.words += record.n_words
+            stats.add(record, split, n_tokens)
+            ids.append(int(record.id, 16))
+        for writer in writers.values():
+            writer.finish()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    return ids
+
+
+def _split_info(summary: SplitSummary) -> card.SplitInfo:
+    return card.SplitInfo(
+        name=summary.name,
+        rows=summary.rows,
+        shards=len(summary.shards),
+        parquet_bytes=summary.parquet_bytes,
+        arrow_bytes=summary.arrow_bytes,
+        tokens=summary.tokens,
+        words=summary.words,
     )
 
 
@@ -615,16 +414,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _disk_error(path: Path, exc: OSError) -> OutputError:
-    if exc.errno == errno.ENOSPC:
-        why = "the disk is full; free some space and build again"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        why = "permission denied (read-only?)"
-    else:
-        why = exc.strerror or str(exc)
-    return OutputError(f"{path}: cannot write the dataset: {why} (the previous build is kept)")
 
 
 def describe(result: BuildResult) -> list[str]:

@@ -7,18 +7,17 @@ sums usage, cost and faults into one manifest. The shards are read, never change
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.batch import BatchTotals
-from generator.errors import UserError
+from generator.batch_ledger import BatchTotals
+from generator.errors import RunLockedError, UserError
 from generator.gates.dedup import DedupIndex
 from generator.records import Record, make_reject
-from generator.rundir import CACHE, MANIFEST, RECORDS, REJECTS, RunDir
+from generator.rundir import MANIFEST, RECORDS, REJECTS, Manifest, RunDir, read_run
 
 # Must agree across shards for their union to be one run.
 _SAME = ("seed", "provider", "model", "archetype_ids", "template_versions")
@@ -47,23 +46,27 @@ def find_shards(paths: Sequence[Path]) -> list[Path]:
     return shards
 
 
-def _manifests(shards: Sequence[Path]) -> list[dict[str, Any]]:
+def _manifests(shards: Sequence[Path]) -> list[Manifest]:
     manifests = []
     for shard in shards:
-        try:
-            manifests.append(json.loads((shard / MANIFEST).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            raise UserError(
-                f"{shard / MANIFEST}: unreadable; was this shard's run started?"
-            ) from None
+        run = read_run(shard)
+        holder = run.holder()
+        if holder is not None:
+            raise RunLockedError(
+                f"{shard} is in use by {holder}; wait for the shard's run to finish, then merge"
+            )
+        manifest = run.read_manifest()
+        if manifest is None:
+            raise UserError(f"{shard / MANIFEST}: unreadable; was this shard's run started?")
+        manifests.append(manifest)
     first = manifests[0]
     for shard, manifest in zip(shards[1:], manifests[1:], strict=True):
         for key in _SAME:
-            if manifest.get(key) != first.get(key):
+            if getattr(manifest, key) != getattr(first, key):
                 raise UserError(
                     f"{shard} has a different {key} than {shards[0]}: these shards are not one run"
                 )
-    indices = [(m.get("shard") or {}).get("index") for m in manifests]
+    indices = [m.shard.index if m.shard else None for m in manifests]
     if len(set(indices)) != len(indices):
         raise UserError("two of the given directories are the same shard; give each shard once")
     return manifests
@@ -93,16 +96,18 @@ def merge(paths: Sequence[Path], out: Path) -> MergeSummary:
             if near:
                 duplicates += 1
                 reject = make_reject(record, "merge", near[0].reason, near[0].detail, record.text)
-                merged.append(REJECTS, reject.model_dump(mode="json"))
+                merged.append_reject(reject)
                 continue
             dedup.add(record.id, record.text)
-            merged.append(RECORDS, record.model_dump_json())
+            merged.append_record(record)
             kept += 1
         for shard in shards:
-            with RunDir(shard) as source:
-                for name in (REJECTS, CACHE):
-                    for line in source.read_jsonl(name):
-                        merged.append(name, line)
+            source = read_run(shard)
+            for line in source.reject_lines():
+                if line is not None:
+                    merged.append(REJECTS, line.model_dump(mode="json", exclude_unset=True))
+            for answer in source.cache_lines():
+                merged.append_cache(answer)
         merged.write_manifest(_merged_manifest(manifests, shards, kept, merged))
     return MergeSummary(len(shards), kept, duplicates, out)
 
@@ -112,8 +117,7 @@ def _merge_records(shards: Sequence[Path]) -> list[Record]:
     documents need a few GB; merge on a machine sized for the corpus."""
     records: list[Record] = []
     for shard in shards:
-        with RunDir(shard) as source:
-            records.extend(Record.model_validate(line) for line in source.read_jsonl(RECORDS))
+        records.extend(read_run(shard).records())
     ids = Counter(r.id for r in records)
     repeated = [i for i, n in ids.items() if n > 1]
     if repeated:
@@ -124,52 +128,48 @@ def _merge_records(shards: Sequence[Path]) -> list[Record]:
 
 
 def _merged_manifest(
-    manifests: list[dict[str, Any]], shards: Sequence[Path], kept: int, merged: RunDir
-) -> dict[str, Any]:
-    first = dict(manifests[0])
+    manifests: list[Manifest], shards: Sequence[Path], kept: int, merged: RunDir
+) -> Manifest:
     usage: Counter[str] = Counter()
     faults: Counter[str] = Counter()
     for manifest in manifests:
-        usage.update(manifest.get("usage", {}))
-        faults.update(manifest.get("faults", {}))
-    rejected = Counter(r["reason"] for r in merged.read_jsonl(REJECTS))
-    counts = {
-        s: (m.get("shard") or {}).get("count") for s, m in zip(shards, manifests, strict=True)
-    }
-    expected = next(iter(counts.values()))
-    first.update(
-        n=sum(int(m.get("n", 0)) for m in manifests),
-        shard=None,
-        merged_from=[
+        usage.update(manifest.usage)
+        faults.update(manifest.faults)
+    rejected = merged.reject_reasons()
+    expected = manifests[0].shard.count if manifests[0].shard else None
+    complete = all(m.status == "complete" for m in manifests) and len(shards) == expected
+    update = {
+        "n": sum(m.n for m in manifests),
+        "shard": None,
+        "merged_from": [
             {
                 "path": str(s),
-                "shard": m.get("shard"),
-                "status": m.get("status"),
-                "accepted": (m.get("counts") or {}).get("accepted"),
+                "shard": m.shard.model_dump(mode="json") if m.shard else None,
+                "status": m.status,
+                "accepted": m.counts.get("accepted"),
             }
             for s, m in zip(shards, manifests, strict=True)
         ],
-        status="complete"
-        if all(m.get("status") == "complete" for m in manifests) and len(shards) == expected
-        else "partial",
-        counts={
+        "status": "complete" if complete else "partial",
+        "counts": {
             "accepted": kept,
             "rejected": sum(rejected.values()),
             "rejected_by_reason": dict(sorted(rejected.items())),
         },
-        usage=dict(usage),
-        faults=dict(sorted(faults.items())),
-        cost_usd=round(sum(float(m.get("cost_usd", 0.0)) for m in manifests), 6),
-        cost_saved_usd=round(sum(float(m.get("cost_saved_usd", 0.0)) for m in manifests), 6),
-        batch=_merged_batches(manifests),
-    )
-    first.pop("calls_this_session", None)
-    return first
+        "usage": dict(usage),
+        "faults": dict(sorted(faults.items())),
+        "cost_usd": round(sum(m.cost_usd for m in manifests), 6),
+        "cost_saved_usd": round(sum(m.cost_saved_usd for m in manifests), 6),
+        "batch": _merged_batches(manifests),
+    }
+    data = {**manifests[0].to_json(), **update}
+    data.pop("calls_this_session", None)
+    return Manifest.model_validate(data)
 
 
-def _merged_batches(manifests: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _merged_batches(manifests: list[Manifest]) -> dict[str, Any] | None:
     """The shards' `batch` sections summed; None when no shard used provider batches."""
-    sections = [BatchTotals.model_validate(m["batch"]) for m in manifests if m.get("batch")]
+    sections = [BatchTotals.model_validate(m.batch) for m in manifests if m.batch]
     if not sections:
         return None
     total = sections[0]

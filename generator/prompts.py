@@ -9,7 +9,6 @@ name the tropes to avoid.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import Any, Literal, NamedTuple
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from generator.backends.base import Message, Request
 from generator.plan import Task
 from generator.resources import templates_dir
 from generator.spec import Archetype, Trait
@@ -71,38 +71,6 @@ def document_length(task: Task, archetype: Archetype, style: BriefStyle = "full"
     return Length(low, high, aim)
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class Request(BaseModel):
-    """One model call, provider-neutral. `json_schema` asks for structured output."""
-
-    model_config = ConfigDict(frozen=True)
-
-    task_id: str
-    step: Step
-    messages: tuple[Message, ...]
-    max_tokens: int
-    temperature: float = 0.9
-    seed: int = 0
-    json_schema: dict[str, Any] | None = None
-    template_version: str
-    samples: int = 1  # answers asked for in one call (n); > 1 only for a shared idea
-
-    @property
-    def system(self) -> str:
-        return next((m.content for m in self.messages if m.role == "system"), "")
-
-    def fingerprint(self) -> str:
-        """Hash of everything the model sees; part of the cache key."""
-        payload = self.model_dump(mode="json", exclude={"task_id"})
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
-
-
 class Idea(BaseModel):
     """The idea step's structured answer."""
 
@@ -113,16 +81,36 @@ class Idea(BaseModel):
     reasoning_moment: str = Field(min_length=5, max_length=1500)
 
 
-IDEA_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "title": {"type": "string"},
-        "premise": {"type": "string"},
-        "reasoning_moment": {"type": "string"},
-    },
-    "required": ["title", "premise", "reasoning_moment"],
-    "additionalProperties": False,
-}
+# Keywords OpenAI's strict structured output rejects or that only add bytes to the request; the
+# length bounds stay enforced by `parse_idea`, which re-asks with the error.
+_NOT_STRICT = frozenset({"title", "description", "default", "minLength", "maxLength"})
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema made valid for strict structured output.
+
+    Every object is closed (additionalProperties false) with every property required, and the
+    keywords strict mode does not take are dropped, recursively.
+    """
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _NOT_STRICT:
+            continue
+        if key in ("properties", "$defs"):
+            value = {name: strict_schema(sub) for name, sub in value.items()}
+        elif key == "items" and isinstance(value, dict):
+            value = strict_schema(value)
+        elif key == "anyOf":
+            value = [strict_schema(sub) for sub in value]
+        out[key] = value
+    if out.get("type") == "object":
+        out["required"] = list(out.get("properties", {}))
+        out["additionalProperties"] = False
+    return out
+
+
+# Derived from the model so the schema the provider enforces and the parser cannot drift apart.
+IDEA_SCHEMA: dict[str, Any] = strict_schema(Idea.model_json_schema())
 
 
 class IdeaParseError(ValueError):

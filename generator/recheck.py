@@ -20,7 +20,7 @@ from generator.backends.base import BackendConfig
 from generator.errors import UserError
 from generator.gates import GateFailure, Gatekeeper, GatePolicy, JudgeMode
 from generator.records import Record, make_reject
-from generator.rundir import RECORDS, REJECTS, RunDir
+from generator.rundir import RECORDS, RunDir
 from generator.session import judging
 from generator.spec import Archetype, load_specs
 
@@ -45,7 +45,7 @@ def _archetypes(rundir: RunDir, specs: Sequence[Path]) -> dict[str, Archetype]:
         raise UserError(
             f"{rundir.path}: no manifest.json; is this a run directory from `archetypes generate`?"
         )
-    sources = [Path(a["source"]) for a in manifest.get("archetypes", [])]
+    sources = [Path(a.source) for a in manifest.archetypes if a.source is not None]
     missing = [str(p) for p in sources if not p.exists()]
     if missing:
         raise UserError(
@@ -87,7 +87,7 @@ async def _check_all(
     apply: bool,
     judge_model: str | None,
 ) -> CheckSummary:
-    records = [Record.model_validate(line) for line in rundir.read_jsonl(RECORDS)]
+    records = list(rundir.records())
     unknown = sorted({r.archetype_id for r in records} - set(archetypes))
     if unknown:
         raise UserError(f"no spec for archetype(s) {', '.join(unknown)}; pass them with --specs")
@@ -119,7 +119,7 @@ async def _check_all(
     if apply:
         for record, failure in dropped:
             reject = make_reject(record, "check", failure.reason, failure.detail, record.text)
-            rundir.append(REJECTS, reject.model_dump(mode="json"))
+            rundir.append_reject(reject)
         rundir.write_jsonl(RECORDS, [r.model_dump(mode="json") for r in kept])
     failed = Counter(failure.reason for _, failure in dropped)
     return CheckSummary(len(records), len(kept), failed, report, apply, judge_model)
@@ -131,11 +131,7 @@ def _record_judge(rundir: RunDir, policy: GatePolicy) -> None:
     manifest = rundir.read_manifest()
     if manifest is None:
         return
-    gates = manifest.get("gates")
-    manifest["gates"] = {
-        **(gates if isinstance(gates, dict) else {}),
-        "judge": policy.describe()["judge"],
-    }
+    manifest.gates = {**manifest.gates, "judge": policy.describe()["judge"]}
     rundir.write_manifest(manifest)
 
 

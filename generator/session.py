@@ -1,8 +1,8 @@
-"""The judge side of a session, wired once: the gate policy (which judge, enforced or not, which
-stronger judge to escalate to), the gatekeeper with its judge callers, and what the judge's extra
-passes cost. `generate` (generator/run.py), `check` (generator/recheck.py) and `calibrate`
-(generator/calibrate.py) all build their gates here, so a gate stack calibrated on a labelled set
-is the one a run uses.
+"""A session, wired once: the backends (writer, judge, stronger judge) opened and closed, the
+price of each, the gate policy (which judge, enforced or not, which stronger judge to escalate
+to), the gatekeeper with its judge callers, and what the judge's extra passes cost. `generate`
+(generator/run.py), `check` (generator/recheck.py) and `calibrate` (generator/calibrate.py) all
+build their sessions here, so a gate stack calibrated on a labelled set is the one a run uses.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generator.backends.base import Backend, BackendConfig, create_backend
-from generator.backends.local import DEFAULT_MODEL_NAME
+from generator.backends.base import Backend, BackendConfig
+from generator.backends.registry import create_backend
 from generator.calls import Budget, CallStats, ModelCaller, ResponseCache, StepTotals
+from generator.errors import ConfigError
 from generator.gates import TINY_MODEL_NOTE, Gatekeeper, GatePolicy, JudgeMode
 from generator.gates.dedup import DedupIndex
-from generator.pricing import load_prices
+from generator.pricing import Price, PriceTable, load_prices
 from generator.rundir import RunDir
 
 
@@ -26,15 +27,67 @@ async def open_backend(config: BackendConfig) -> Backend:
     """A backend, with its model resolved where the server names it (a compatible server
     without --model)."""
     backend = create_backend(config)
-    resolve = getattr(backend, "resolve_model", None)
-    if resolve is not None:
-        await resolve()
+    await backend.resolve_model()
     return backend
+
+
+@dataclass
+class Backends:
+    """The session's opened backends; the judge is the writer's own backend when it has the
+    same configuration, and the stronger judge is None when there is none (or the judge is off)."""
+
+    writer: Backend
+    judge: Backend
+    judge_config: BackendConfig
+    escalate: Backend | None
+    escalate_config: BackendConfig | None
+
+
+@asynccontextmanager
+async def open_backends(
+    writer: BackendConfig,
+    judge: BackendConfig | None,
+    escalate: BackendConfig | None,
+    mode: JudgeMode | None,
+) -> AsyncIterator[Backends]:
+    """Open the writer's, the judge's and the stronger judge's backends (each once), and close
+    them all on the way out."""
+    opened: list[Backend] = []
+    try:
+        writer_backend = await open_backend(writer)
+        opened.append(writer_backend)
+        judge_config = judge or writer
+        judge_backend = writer_backend
+        if judge_config != writer:
+            judge_backend = await open_backend(judge_config)
+            opened.append(judge_backend)
+        stronger = None
+        if escalate is not None and mode != "off":
+            stronger = await open_backend(escalate)
+            opened.append(stronger)
+        yield Backends(
+            writer_backend, judge_backend, judge_config, stronger, escalate if stronger else None
+        )
+    finally:
+        for backend in opened:
+            await backend.aclose()
+
+
+def price_of(
+    prices: PriceTable, config: BackendConfig, backend: Backend, budget: float | None = None
+) -> Price | None:
+    """The backend's price; a run with a budget refuses a model whose price is unknown."""
+    price = prices.lookup(backend.model, backend.provider, config.self_hosted)
+    if budget is not None and price is None:
+        raise ConfigError(
+            f"--budget needs a price for model '{backend.model}': add it with --prices FILE"
+        )
+    return price
 
 
 def is_tiny(backend: Backend) -> bool:
     """The embedded 135M model: its verdicts are recorded, never enforced by default."""
-    return backend.provider == "local" and backend.model == DEFAULT_MODEL_NAME
+    return backend.capabilities.embedded_demo
 
 
 def judge_policy(
@@ -133,7 +186,7 @@ async def judging(
         def caller(config: BackendConfig | None, of: Backend | None) -> ModelCaller | None:
             if config is None or of is None:
                 return None
-            price = prices.lookup(of.model, of.provider, config.self_hosted)
+            price = price_of(prices, config, of)
             return ModelCaller(of, cache, price, Budget(cap=None, spent=cache.cost), stats)
 
         yield Judging(policy, caller(judge, backend), caller(escalate, stronger), cache)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from generator.backends.base import BackendConfig, create_backend
+from generator.backends.base import BackendConfig
+from generator.backends.registry import create_backend
 from tests.conftest import LIBRARY, REPO, read_jsonl, run_cli
 from tests.support.cassette_server import CassetteServer
 

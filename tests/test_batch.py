@@ -19,23 +19,25 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
 
-from generator import batch
-from generator.backends.base import BackendConfig, create_backend
-from generator.batch import (
+from generator import batch, retry
+from generator.backends.base import (
+    BackendConfig,
     BatchCounts,
-    BatchQueue,
-    Deferred,
+    BatchInfo,
+    Capabilities,
+    Message,
+    Request,
     batch_line_bytes,
-    cancel,
-    collect,
-    status,
 )
+from generator.backends.registry import create_backend
+from generator.batch import cancel, collect, status
+from generator.batch_queue import BatchQueue, Deferred
 from generator.calls import Budget, CallStats, ModelCaller, ResponseCache
 from generator.cli import cli
 from generator.errors import ConfigError
 from generator.pricing import load_prices
-from generator.prompts import IDEA_SCHEMA, Message, Request
-from generator.rundir import BATCHES, CACHE, MANIFEST, RunDir
+from generator.prompts import IDEA_SCHEMA
+from generator.rundir import BATCHES, CACHE, MANIFEST, Manifest, RunDir
 from tests.conftest import REPO, read_jsonl
 from tests.support.cassette_server import FILTERED_HEADERS, CassetteServer
 
@@ -117,7 +119,7 @@ Replay = Callable[[str], tuple[BatchReplay, str]]
 def replay(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Replay]:
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_ANTHROPIC_KEY)
-    monkeypatch.setattr(batch, "RETRY_BASE_SECONDS", 0.01)
+    monkeypatch.setattr(retry, "BATCH_POLICY", retry.RetryPolicy(attempts=5, base_seconds=0.01))
     servers: list[BatchReplay] = []
 
     def start(name: str) -> tuple[BatchReplay, str]:
@@ -160,7 +162,7 @@ def anthropic_backend(url: str) -> Any:
     return create_backend(BackendConfig("anthropic", "claude-haiku-4-5", base_url=url))
 
 
-async def submit(run: Path, backend: Any, numbers: list[int]) -> list[batch.BatchInfo]:
+async def submit(run: Path, backend: Any, numbers: list[int]) -> list[BatchInfo]:
     with RunDir(run) as rundir:
         queue = BatchQueue(rundir, backend)
         for i in numbers:
@@ -503,7 +505,8 @@ async def test_invalid_custom_id_is_refused(
 
 def test_batch_needs_a_batch_provider(tmp_path: Path) -> None:
     with RunDir(tmp_path / "run") as rundir, pytest.raises(ConfigError, match="--batch needs"):
-        BatchQueue(rundir, SimpleNamespace(provider="local", model="smollm2"))  # type: ignore[arg-type]
+        local = SimpleNamespace(provider="local", model="smollm2", capabilities=Capabilities())
+        BatchQueue(rundir, local)  # type: ignore[arg-type]
 
 
 async def test_commands_on_a_missing_run_directory(tmp_path: Path) -> None:
@@ -642,7 +645,7 @@ async def assert_counts_reported(run: Path, batch_id: str, provider: str, counts
 async def submit_with_manifest(run: Path, backend: Any, numbers: list[int]) -> None:
     await submit(run, backend, numbers)
     with RunDir(run) as rundir:  # as `generate --batch` leaves it
-        rundir.write_manifest({"status": "batch-pending"})
+        rundir.write_manifest(Manifest.model_validate({"status": "batch-pending"}))
 
 
 async def test_openai_results_out_of_order_are_matched_by_custom_id(

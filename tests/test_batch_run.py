@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from generator import batch
-from generator.backends.base import BackendConfig, TransientError, create_backend
-from generator.batch import BatchCounts
-from generator.errors import BackendError
-from generator.prompts import Message, Request
+from generator.backends.base import BackendConfig, BatchCounts, Message, Request
+from generator.backends.registry import create_backend
+from generator.batch_ledger import Ledger
+from generator.batch_queue import BatchQueue
+from generator.errors import BackendError, Timeout
 from generator.rundir import RunDir
 from tests.conftest import LIBRARY, read_jsonl, run_cli
 from tests.support.openai_batch_stub import DUPLICATE_TEXT, UNKNOWN_TEXT, OpenAIBatchStub
@@ -161,7 +162,7 @@ def _owed(out: Path) -> tuple[int, int]:
     """(pending, waiting) when a later run defers the same three requests: pending ones are
     submitted again, waiting ones are still owed by a batch or an open submission."""
     with RunDir(out) as rundir:
-        queue = batch.BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
+        queue = BatchQueue(rundir, create_backend(BackendConfig("openai", "stub-model")))
         for key, request in _requests(3).items():
             queue.defer(key, request)
         return queue.pending(), queue.waiting()
@@ -172,7 +173,7 @@ async def _submit_failing(out: Path, stub: OpenAIBatchStub, create: Any, error: 
     backend = create_backend(BackendConfig("openai", "stub-model", base_url=stub.base_url))
     backend.batch_create = create  # type: ignore[method-assign]
     with RunDir(out) as rundir:
-        queue = batch.BatchQueue(rundir, backend)
+        queue = BatchQueue(rundir, backend)
         for key, request in _requests(3).items():
             queue.defer(key, request)
         with pytest.raises(error):
@@ -183,23 +184,23 @@ async def _submit_failing(out: Path, stub: OpenAIBatchStub, create: Any, error: 
 async def _submit_until(out: Path, stub: OpenAIBatchStub, die_on: str) -> None:
     """Submit three requests, dying right after the ledger event `die_on` would be written."""
     backend = create_backend(BackendConfig("openai", "stub-model", base_url=stub.base_url))
-    original = batch._Ledger.write
+    original = Ledger.write
 
-    def write(self: batch._Ledger, event: str, fields: dict) -> None:
+    def write(self: Ledger, event: str, fields: dict) -> None:
         if event == die_on:
             raise Died
         original(self, event, fields)
 
     try:
         with RunDir(out) as rundir:
-            queue = batch.BatchQueue(rundir, backend)
+            queue = BatchQueue(rundir, backend)
             for key, request in _requests(3).items():
                 queue.defer(key, request)
-            batch._Ledger.write = write  # type: ignore[method-assign]
+            Ledger.write = write  # type: ignore[method-assign]
             with pytest.raises(Died):
                 await queue.submit()
     finally:
-        batch._Ledger.write = original  # type: ignore[method-assign]
+        Ledger.write = original  # type: ignore[method-assign]
         await backend.aclose()
 
 
@@ -252,7 +253,7 @@ async def test_a_create_that_got_no_answer_stays_open_until_settled(
     out = tmp_path / "run"
 
     async def times_out(lines: object, submission: str) -> None:
-        raise TransientError("timeout", "the request timed out")
+        raise Timeout("the request timed out")
 
     await _submit_failing(out, batch_stub, times_out, BackendError)
     _, waiting = _owed(out)

@@ -20,10 +20,9 @@ from typing import Any
 
 import pytest
 
-from generator.backends.base import Completion
+from generator.backends.base import Capabilities, Completion, Message, Request
 from generator.calls import Budget, BudgetReached, CallStats, ModelCaller, ResponseCache
 from generator.pricing import Price
-from generator.prompts import Message, Request
 from generator.rundir import RunDir
 from generator.tokens import count_tokens
 from tests.conftest import LIBRARY, read_jsonl, run_cli
@@ -326,7 +325,7 @@ class WriteEverything:
 
     provider = "anthropic"
     model = "claude-test"
-    max_samples = 1
+    capabilities = Capabilities()
 
     def __init__(self, prompt_tokens: int):
         self.prompt_tokens = prompt_tokens

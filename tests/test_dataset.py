@@ -17,11 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from generator import dataset
-from generator.dataset import FEATURES, BuildOptions, assign_split, build, parse_splits
+from generator import shards as shard_writer
+from generator.dataset import BuildOptions, assign_split, build, parse_splits
 from generator.errors import ConfigError, UserError
 from generator.records import Reject
 from generator.rundir import RunDir
+from generator.shards import FEATURES
 from tests.conftest import REPO, read_jsonl
 
 FIXTURE = REPO / "tests" / "data" / "run_fixture"
@@ -218,7 +219,7 @@ def test_the_card_configs_load_the_same_dataset(run: Path, tmp_path: Path, offli
 def test_shards_are_bounded_and_named_for_the_hub(
     run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(dataset, "ROW_GROUP_ROWS", 3)
+    monkeypatch.setattr(shard_writer, "ROW_GROUP_ROWS", 3)
     result = build(run, BuildOptions(shard_rows=7))
     shards = result.splits["train"].shards
     assert len(shards) == 5  # 30 rows, 7 per shard

@@ -545,7 +545,7 @@ def test_meta_flags_the_writing_prompt_echoed(echo: str) -> None:
 def test_meta_flags_eight_words_in_a_row_of_the_genres_description() -> None:
     words = genre_words(TICKET)  # "A help-desk ticket with a ticket number, subject, ..."
     eight, seven = " ".join(words[4:12]), " ".join(words[4:11])
-    assert len(heuristics.lang.tokens(eight)) == heuristics.ECHO_RUN
+    assert len(heuristics.lang.tokens(eight)) == heuristics.rules.ECHO_RUN
     echoed = f"It is {eight} for sure.\n\n{BASE}"
     assert reasons(echoed, genre=TICKET) == ["meta"]
     failure = heuristics.check(echoed, tutor(), genre=TICKET).failures[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from generator import spec
-from generator.backends.base import Completion
+from generator.backends.base import Completion, Request
 from generator.gates import GateFailure, Gatekeeper, GatePolicy
 from generator.gates.dedup import DedupIndex
 from generator.gates.judge import (
@@ -25,7 +25,7 @@ from generator.gates.judge import (
     stricter,
 )
 from generator.plan import plan
-from generator.prompts import BACKFIRE_QUESTIONS, Idea, Request
+from generator.prompts import BACKFIRE_QUESTIONS, Idea
 from generator.records import Judgement, Usage, make_record
 from tests.conftest import LIBRARY, REPO
 

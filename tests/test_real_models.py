@@ -14,10 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from generator.backends.base import BackendConfig
+from generator.backends.base import BackendConfig, Message, Request
 from generator.backends.local import DEFAULT_MODEL_NAME, LocalBackend, default_model_path
 from generator.errors import ConfigError
-from generator.prompts import Message, Request
 from tests.conftest import LIBRARY, read_jsonl, run_cli
 
 SPEC = str(LIBRARY / "patient-tutor.yaml")

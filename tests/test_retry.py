@@ -1,5 +1,5 @@
 """The transport retry loop waits what the provider asked (generator/calls.py, with the header
-reading in generator/backends/base.py `parse_retry_after`).
+reading in generator/backends/http.py `parse_retry_after`, the one policy in generator/retry.py).
 
 No test sleeps: the retry loop and the rate pacer run on one fake clock that records every wait,
 and HTTP dates are measured against a clock fixed to the same moment. The recorded exchanges
@@ -17,19 +17,15 @@ import httpx2
 import openai
 import pytest
 
-from generator.backends import base
+from generator.backends import http
 from generator.backends.anthropic_backend import AnthropicBackend
-from generator.backends.base import (
-    MAX_RETRY_AFTER,
-    BackendConfig,
-    Completion,
-    TransientError,
-    parse_retry_after,
-)
+from generator.backends.base import BackendConfig, Capabilities, Completion, Message, Request
+from generator.backends.http import MAX_RETRY_AFTER, classify_status, parse_retry_after
 from generator.backends.openai_backend import OpenAIBackend, _batch_errors
-from generator.calls import RETRY_AFTER_JITTER, Budget, CallStats, ModelCaller, ResponseCache
-from generator.prompts import Message, Request
+from generator.calls import Budget, CallStats, ModelCaller, ResponseCache
+from generator.errors import RateLimited, ServerError, TransientError
 from generator.ratelimit import RatePacer
+from generator.retry import RETRY_AFTER_JITTER
 from generator.rundir import RunDir
 from tests.conftest import REPO
 from tests.support.cassette_server import CassetteServer
@@ -66,7 +62,7 @@ def assert_waited(slept: list[float], asked: list[float]) -> None:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """One fake clock for the retry loop, the pacer and HTTP dates (START at 1000.0)."""
     fake = FakeClock()
-    monkeypatch.setattr(base, "utc_now", lambda: START + timedelta(seconds=fake.now - 1000.0))
+    monkeypatch.setattr(http, "utc_now", lambda: START + timedelta(seconds=fake.now - 1000.0))
     return fake
 
 
@@ -151,7 +147,7 @@ class ScriptedBackend:
 
     provider = "openai"
     model = "scripted"
-    max_samples = 1
+    capabilities = Capabilities()
 
     def __init__(self, *errors: TransientError):
         self.errors = list(errors)
@@ -171,12 +167,12 @@ class ScriptedBackend:
 
 
 def rate_limited(seconds: float | None) -> TransientError:
-    return TransientError("429", "rate limited (429)", seconds)
+    return RateLimited("rate limited (429)", seconds)
 
 
 async def test_the_loop_waits_each_ask(rundir: RunDir, clock: FakeClock) -> None:
     backend = ScriptedBackend(
-        rate_limited(7.0), TransientError("503", "server error (503)", 11.5), rate_limited(0.04)
+        rate_limited(7.0), ServerError(503, "server error (503)", 11.5), rate_limited(0.04)
     )
     caller = make_caller(backend, rundir, clock)
     completion = await caller.call(request())
@@ -188,7 +184,7 @@ async def test_the_loop_waits_each_ask(rundir: RunDir, clock: FakeClock) -> None
 async def test_without_an_ask_the_loop_backs_off_exponentially(
     rundir: RunDir, clock: FakeClock
 ) -> None:
-    backend = ScriptedBackend(*(TransientError("503", "server error (503)") for _ in range(3)))
+    backend = ScriptedBackend(*(ServerError(503, "server error (503)") for _ in range(3)))
     caller = make_caller(backend, rundir, clock)
     await caller.call(request())
     # 0.5 s doubling, each scaled by a random factor in [0.5, 1].
@@ -259,3 +255,31 @@ async def test_anthropic_429_waits_as_asked(
     assert caller.stats.faults["429"] == 1 and caller.stats.retries == 1
     assert [r["path"] for r in server.received] == ["/v1/messages"] * 2
     assert_waited(clock.slept, [12.0])
+
+
+# -- the one status classifier -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "transient"),
+    [
+        (429, "429", True),
+        (408, "408", True),
+        (409, "409", True),  # both SDKs retry a lock conflict
+        (500, "500", True),
+        (529, "529", True),  # Anthropic's overloaded
+        (401, "auth", False),
+        (403, "auth", False),
+        (404, "not-found", False),
+        (400, "rejected", False),
+    ],
+)
+def test_one_classifier_for_every_provider(status: int, kind: str, transient: bool) -> None:
+    error = classify_status(
+        status, {"retry-after": "3"}, "bad", key_env="SOME_KEY", not_found_hint="check --model"
+    )
+    assert error.kind == kind and isinstance(error, TransientError) == transient
+    if transient:
+        assert error.retry_after == 3.0  # type: ignore[attr-defined]
+    if status == 401:
+        assert "SOME_KEY" in str(error) and error.fatal  # type: ignore[attr-defined]

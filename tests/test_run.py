@@ -324,7 +324,7 @@ def test_a_run_the_gates_starve_stops_early_and_says_what_to_try(make_stub, tmp_
     """The issue's run: a judge that names trait ids the spec does not have made 2,120 calls,
     kept nothing and exited 0. Now the run stops after its first attempts, exits 3, and its last
     line names the reason and what to try."""
-    from generator.run import STARVE_AFTER
+    from generator.scheduler import STARVE_AFTER
 
     server = make_stub(judge_trait="not-a-trait-of-this-spec")
     out = tmp_path / "run"
@@ -348,15 +348,15 @@ def test_the_starvation_rule() -> None:
     """Stop when the session's first 50 attempts kept nothing and 90% share one reason."""
     from generator import spec
     from generator.plan import plan
-    from generator.run import STARVE_AFTER, STARVE_SHARE, _Outcome, starvation
+    from generator.scheduler import STARVE_AFTER, STARVE_SHARE, Outcome, starvation
 
     task = plan(spec.load_specs([LIBRARY / "patient-tutor.yaml"]), 1, 0)[0]
 
-    def outcomes(main: int, other: int, kept: int = 0) -> list[_Outcome]:
+    def outcomes(main: int, other: int, kept: int = 0) -> list[Outcome]:
         return (
-            [_Outcome(task, False, "judge-unparseable", "judge")] * main
-            + [_Outcome(task, False, "length", "heuristics")] * other
-            + [_Outcome(task, True)] * kept
+            [Outcome(task, False, "judge-unparseable", "judge")] * main
+            + [Outcome(task, False, "length", "heuristics")] * other
+            + [Outcome(task, True)] * kept
         )
 
     assert (STARVE_AFTER, STARVE_SHARE) == (50, 0.9)

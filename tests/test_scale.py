@@ -56,7 +56,8 @@ def test_shards_split_the_plan_and_merge_back_into_one_run(stub, tmp_path: Path)
 
 
 def _batch_section(batches: int, succeeded: int, unexpected: int = 0) -> dict:
-    from generator.batch import BatchCounts, BatchTotals
+    from generator.backends.base import BatchCounts
+    from generator.batch_ledger import BatchTotals
 
     counts = BatchCounts(succeeded=succeeded, unexpected=unexpected)
     return BatchTotals(batches=batches, collected=batches, results=counts).model_dump(mode="json")

@@ -14,19 +14,18 @@ from anthropic.types import Message
 
 from generator.backends.base import (
     BackendConfig,
+    BatchInfo,
+    BatchResult,
+    Capabilities,
     Completion,
     FinishReason,
-    PermanentError,
     RateInfo,
-    TransientError,
-    parse_retry_after,
-    register,
+    Request,
     require_env,
 )
+from generator.backends.http import batch_status_error, classify_status
 from generator.backends.transport import UNCAPPED, transport_fault
-from generator.batch import BatchInfo, BatchResult
-from generator.errors import ConfigError
-from generator.prompts import Request
+from generator.errors import ConfigError, Malformed, ProviderError, Rejected
 
 _FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -44,7 +43,7 @@ CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # the documented custom_id forma
 
 class AnthropicBackend:
     provider = "anthropic"
-    max_samples = 1  # no n: one answer per call
+    capabilities = Capabilities(samples_per_call=1, batch_api=True)  # no n: one answer a call
 
     def __init__(self, config: BackendConfig):
         api_key = require_env("ANTHROPIC_API_KEY", flag_hint="or choose another --provider")
@@ -89,6 +88,9 @@ class AnthropicBackend:
             body["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL}
         return body
 
+    async def resolve_model(self) -> None:
+        """The model is always named (--model is required): nothing to ask."""
+
     async def complete_samples(self, request: Request) -> list[Completion]:
         return [await self.complete(request)]
 
@@ -101,7 +103,7 @@ class AnthropicBackend:
         except anthropic.APIConnectionError as exc:  # timeouts included
             raise transport_fault(exc) from None
         except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
-            raise TransientError("malformed", f"malformed response body: {exc}") from None
+            raise Malformed(f"malformed response body: {exc}") from None
         return self._completion(
             message, structured=request.json_schema is not None, rate=_rate_info(raw.headers)
         )
@@ -111,10 +113,10 @@ class AnthropicBackend:
         batch results, so both read answers the same way."""
         text = _answer_text(message.content or [], structured=structured)
         if text is None:
-            raise TransientError("empty", "the response had no usable content")
+            raise Malformed("the response had no usable content", empty=True)
         usage = message.usage
         if usage is None:
-            raise TransientError("malformed", "the response had no usage")
+            raise Malformed("the response had no usage")
         write_5m, write_1h = _cache_writes(usage)
         return Completion(
             text=text,
@@ -130,6 +132,9 @@ class AnthropicBackend:
             model=message.model or self.model,
             rate=rate,
         )
+
+    def endpoints(self) -> list[dict[str, object]] | None:
+        return None
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -222,24 +227,23 @@ def _anthropic_result(item: Any) -> BatchResult:
 
 @contextmanager
 def _batch_errors(what: str) -> Iterator[None]:
-    """SDK errors of a Message Batches call as TransientError or PermanentError."""
+    """SDK errors of a Message Batches call as provider errors (generator/errors.py)."""
     try:
         yield
     except anthropic.APIStatusError as exc:
-        if exc.status_code == 404:
-            raise PermanentError(
-                f"could not {what}: not found (404): {str(exc.message)[:300]}", not_found=True
-            ) from None
-        classified = _classify_status(exc)
-        if isinstance(classified, PermanentError) and not classified.fatal:
-            classified = PermanentError(f"could not {what}: {classified}")
-        raise classified from None
+        raise batch_status_error(
+            what,
+            exc.status_code,
+            exc.response.headers,
+            str(exc.message),
+            key_env="ANTHROPIC_API_KEY",
+        ) from None
     except anthropic.APIConnectionError as exc:  # timeouts included
         raise transport_fault(exc, what) from None
     except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
-        raise TransientError("malformed", f"could not {what}: malformed response: {exc}") from None
+        raise Malformed(f"could not {what}: malformed response: {exc}") from None
     except anthropic.AnthropicError as exc:  # e.g. "no results_url" for a batch not yet ended
-        raise PermanentError(f"could not {what}: {exc}") from None
+        raise Rejected(f"could not {what}: {exc}") from None
 
 
 def _iso(moment: datetime | str | None) -> str:
@@ -276,20 +280,14 @@ def _answer_text(blocks: list[Any], structured: bool) -> str | None:
     return "".join(texts) if texts else None
 
 
-def _classify_status(exc: anthropic.APIStatusError) -> Exception:
-    status = exc.status_code
-    retry_after = parse_retry_after(exc.response.headers)
-    if status == 429:
-        return TransientError("429", "rate limited (429)", retry_after)
-    if status == 529 or status >= 500 or status == 408:
-        return TransientError(str(status), f"server error ({status})", retry_after)
-    if status in (401, 403):
-        return PermanentError(
-            f"the provider refused the credentials ({status}): check ANTHROPIC_API_KEY", fatal=True
-        )
-    if status == 404:
-        return PermanentError(f"not found ({status}): check --model", fatal=True)
-    return PermanentError(f"the provider rejected the request ({status}): {str(exc.message)[:300]}")
+def _classify_status(exc: anthropic.APIStatusError) -> ProviderError:
+    return classify_status(
+        exc.status_code,
+        exc.response.headers,
+        str(exc.message),
+        key_env="ANTHROPIC_API_KEY",
+        not_found_hint="check --model",
+    )
 
 
 def _rate_info(headers: Mapping[str, str]) -> RateInfo | None:
@@ -319,8 +317,3 @@ def _seconds_until(stamp: str | None) -> float | None:
     except ValueError:
         return None
     return max((moment - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-@register("anthropic")
-def _factory(config: BackendConfig) -> AnthropicBackend:
-    return AnthropicBackend(config)

@@ -1,23 +1,60 @@
-"""The one small protocol every provider implements, the values it returns, and the registry."""
+"""The provider floor's shared values: what a backend is asked (Request, made of Messages), what
+it answers (Completion), what it declares it can do (Capabilities), the one small protocol every
+provider implements, and the provider-neutral values of the batch APIs.
+
+Nothing here knows about specs, plans, prompts or gates: the domain builds Requests, the
+backends answer them.
+"""
 
 from __future__ import annotations
 
-import email.utils
-import importlib
-import math
+import hashlib
+import json
 import os
 import urllib.parse
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Literal, Protocol
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from generator.errors import ConfigError
-from generator.prompts import Request
 
 FinishReason = Literal["stop", "length", "other"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Request(BaseModel):
+    """One model call, provider-neutral. `json_schema` asks for structured output."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    # The pipeline step asking (generator/prompts.py `Step`): a label to the provider floor,
+    # which uses it only to name a structured-output schema.
+    step: str
+    messages: tuple[Message, ...]
+    max_tokens: int
+    temperature: float = 0.9
+    seed: int = 0
+    json_schema: dict[str, Any] | None = None
+    template_version: str
+    samples: int = 1  # answers asked for in one call (n); > 1 only for a shared idea
+
+    @property
+    def system(self) -> str:
+        return next((m.content for m in self.messages if m.role == "system"), "")
+
+    def fingerprint(self) -> str:
+        """Hash of everything the model sees; part of the cache key."""
+        payload = self.model_dump(mode="json", exclude={"task_id"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
 class RateInfo(BaseModel):
@@ -50,36 +87,39 @@ class Completion(BaseModel):
     rate: RateInfo | None = None
 
 
-class TransientError(Exception):
-    """Worth retrying: 429, 5xx, timeouts, dropped connections, malformed or empty answers."""
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend declares it can do, so callers ask instead of probing its type."""
 
-    def __init__(self, kind: str, message: str, retry_after: float | None = None):
-        self.kind = kind
-        self.retry_after = retry_after
-        super().__init__(message)
-
-
-class PermanentError(Exception):
-    """Not worth retrying. `fatal` means every later call would fail too (bad key, bad model),
-    so the run stops; otherwise only this task is given up."""
-
-    def __init__(self, message: str, fatal: bool = False, not_found: bool = False):
-        self.fatal = fatal
-        self.not_found = not_found  # a 404: the thing asked for does not exist (any more)
-        super().__init__(message)
+    samples_per_call: int = 1  # answers one call can return (n); 1 where the API has no n
+    batch_api: bool = False  # speaks its provider's batch API: it is a BatchBackend
+    lists_models: bool = False  # without --model, `resolve_model` asks the server what it serves
+    embedded_demo: bool = False  # the tiny model shipped with the tool: its verdicts are advisory
+    endpoints: bool = False  # several endpoints: `endpoints()` reports each one's traffic
 
 
 class Backend(Protocol):
-    """A model provider. `complete` raises TransientError or PermanentError, nothing else."""
+    """A model provider. `complete` raises the provider errors of generator/errors.py
+    (TransientError or PermanentError subclasses), nothing else."""
 
     provider: str
     model: str
-    max_samples: int  # answers one call can return (n); 1 where the API has no such option
+    capabilities: Capabilities
+
+    async def resolve_model(self) -> None:
+        """Settle `model` before the run starts (ask the server, load the file); a bad model
+        is a ConfigError here rather than a failure on the first call."""
+        ...
 
     async def complete(self, request: Request) -> Completion: ...
 
     async def complete_samples(self, request: Request) -> list[Completion]:
         """All answers of one call asking for `request.samples` of them (maybe fewer)."""
+        ...
+
+    def endpoints(self) -> list[dict[str, object]] | None:
+        """Per endpoint: requests served and transport failures, for the manifest; None for a
+        backend with one endpoint."""
         ...
 
     async def aclose(self) -> None: ...
@@ -103,49 +143,108 @@ class BackendConfig:
         return self.provider == "local" or self.base_url is not None
 
 
-BackendFactory = Callable[[BackendConfig], Backend]
-_REGISTRY: dict[str, BackendFactory] = {}
+# -- the batch APIs (OpenAI Batch, Anthropic Message Batches) -----------------------------------
+
+BatchOutcome = Literal["succeeded", "errored", "expired", "canceled"]
 
 
-def register(name: str) -> Callable[[BackendFactory], BackendFactory]:
-    def decorator(factory: BackendFactory) -> BackendFactory:
-        _REGISTRY[name] = factory
-        return factory
+class BatchCounts(BaseModel):
+    """What `collect` found in a batch's results, by outcome; kept in the ledger per batch,
+    shown by `batch status`, and summed over the run into the manifest's `batch` section."""
 
-    return decorator
+    model_config = ConfigDict(frozen=True)
 
+    succeeded: int = 0  # answers written to cache.jsonl
+    already_cached: int = 0  # answers whose key was already cached (never counted twice)
+    errored: int = 0
+    expired: int = 0
+    canceled: int = 0  # not run because the batch was canceled (OpenAI: batch_cancelled)
+    missing: int = 0  # submitted, but absent from the results
+    unexpected: int = 0  # results for custom ids the batch never held: ignored
+    duplicates: int = 0  # further results for a custom id already read: ignored, first wins
 
-# Built-in providers and the modules that register them, imported only when chosen: an OpenAI
-# run never loads the Anthropic SDK (1-2 s of start-up), and `validate` loads neither.
-_BUILTIN = {
-    "anthropic": "generator.backends.anthropic_backend",
-    "local": "generator.backends.local",
-    "openai": "generator.backends.openai_backend",
-}
-
-
-def providers() -> list[str]:
-    return sorted(set(_BUILTIN) | set(_REGISTRY))
-
-
-def create_backend(config: BackendConfig) -> Backend:
-    """Build the backend named by `config.provider`. Raises ConfigError for unknown providers."""
-    if config.fleet:
-        from generator.backends.fleet import FleetBackend
-
-        if config.provider != "openai":
-            raise ConfigError(
-                "several --base-url endpoints need --provider openai (OpenAI-compatible servers)"
-            )
-        return FleetBackend([replace(config, base_url=url, fleet=()) for url in config.base_urls])
-    if config.provider in _BUILTIN:
-        importlib.import_module(_BUILTIN[config.provider])
-    factory = _REGISTRY.get(config.provider)
-    if factory is None:
-        raise ConfigError(
-            f"unknown provider '{config.provider}': choose one of {', '.join(providers())}"
+    def __add__(self, other: BatchCounts) -> BatchCounts:
+        return BatchCounts(
+            **{
+                name: getattr(self, name) + getattr(other, name)
+                for name in BatchCounts.model_fields
+            }
         )
-    return factory(config)
+
+    def words(self) -> str:
+        """The non-zero counts, as `batch status` prints them ("succeeded 3, canceled 1")."""
+        labels = {"unexpected": "unknown ids ignored", "duplicates": "duplicates ignored"}
+        return ", ".join(
+            f"{labels.get(name, name.replace('_', ' '))} {getattr(self, name)}"
+            for name in BatchCounts.model_fields
+            if getattr(self, name)
+        )
+
+
+class BatchInfo(BaseModel):
+    """One provider batch as the provider last described it, plus what this run knows of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    provider: str
+    model: str = ""
+    status: str  # the provider's own word (OpenAI: validating ... completed; Anthropic: ended)
+    ended: bool = False  # processing is over: whatever results exist can be collected
+    created_at: str = ""
+    request_counts: dict[str, int] = Field(default_factory=dict)  # the provider's tallies
+    output_file_id: str | None = None  # OpenAI
+    error_file_id: str | None = None  # OpenAI
+    results_url: str | None = None  # Anthropic
+    errors: list[str] = Field(default_factory=list)  # batch-level errors (a failed validation)
+    requests: int = 0  # how many requests this run put in it
+    collected: bool = False
+    collected_at: str | None = None
+    summary: BatchCounts | None = None  # what `collect` found in it
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One result line, provider-neutral. `body` is the response body of a succeeded request."""
+
+    custom_id: str
+    outcome: BatchOutcome
+    body: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class BatchBackend(Backend, Protocol):
+    """A backend that can also speak its provider's batch API (`capabilities.batch_api`)."""
+
+    base_url: str | None
+    batch_max_requests: int
+    batch_max_bytes: int
+
+    def batch_request(self, request: Request, custom_id: str) -> dict[str, Any]: ...
+
+    def parse_batch_result(self, body: dict[str, Any]) -> Completion: ...
+
+    async def batch_create(self, lines: Sequence[dict[str, Any]], submission: str) -> BatchInfo:
+        """Create a batch, tagged with `submission` where the provider keeps tags."""
+        ...
+
+    async def batch_find(self, submission: str, since: str) -> BatchInfo | None:
+        """The batch created under `submission` (at or after `since`), if the provider can
+        tell; None when it has none, or cannot search."""
+        ...
+
+    async def batch_get(self, batch_id: str) -> BatchInfo: ...
+
+    async def batch_cancel(self, batch_id: str) -> BatchInfo: ...
+
+    def batch_results(self, info: BatchInfo) -> AsyncIterator[BatchResult]: ...
+
+
+def batch_line_bytes(line: dict[str, Any]) -> bytes:
+    """A request line as it is uploaded (OpenAI) and as it is measured against byte limits.
+    ASCII-escaped JSON is never shorter than the UTF-8 form a provider SDK may send, so the
+    measure is an upper bound for Anthropic's request body too."""
+    return json.dumps(line).encode() + b"\n"
 
 
 def require_env(*names: str, flag_hint: str) -> str:
@@ -155,52 +254,6 @@ def require_env(*names: str, flag_hint: str) -> str:
         if value:
             return value
     raise ConfigError(f"{' or '.join(names)} is not set: export it ({flag_hint})")
-
-
-# The longest server-directed wait honoured: the OpenAI SDK's MAX_RETRY_AFTER_DELAY (two
-# minutes; the Anthropic SDK has none). A longer ask (a quota that resets in hours) is waited in
-# steps of this and the retry budget decides when the task is given up, so one header cannot
-# park a run for hours; a nonsense value (1e300) cannot overflow a sleep.
-MAX_RETRY_AFTER = 120.0
-
-
-def utc_now() -> datetime:
-    """The clock an HTTP-date Retry-After is measured against (tests replace it)."""
-    return datetime.now(UTC)
-
-
-def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """Seconds an error response asked the client to wait, or None when it did not say.
-
-    Read as the OpenAI and Anthropic SDKs read it: `retry-after-ms` (milliseconds, which OpenAI
-    sends) wins, then `retry-after` as delta-seconds (decimals allowed), then `retry-after` as
-    an HTTP date (RFC 9110 IMF-fixdate) measured from `now` (aware; default `utc_now()`).
-    Clamped to [0, MAX_RETRY_AFTER]: a date already past means "retry now".
-    """
-    seconds = _retry_after_seconds(headers, now)
-    if seconds is None or math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def _retry_after_seconds(headers: Mapping[str, str], now: datetime | None) -> float | None:
-    for name, unit in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return float(value) * unit
-            except ValueError:
-                continue  # not a number: the next header, or the date form
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except ValueError:  # neither a number nor a date: as if absent
-        return None
-    if moment.tzinfo is None:  # "-0000": a UTC time whose source zone is unknown (RFC 5322)
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - (now or utc_now())).total_seconds()
 
 
 def safe_url(url: str | None) -> str | None:

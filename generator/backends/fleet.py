@@ -11,14 +11,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from generator.backends.base import BackendConfig, Completion, TransientError
+from generator.backends.base import BackendConfig, Capabilities, Completion, Request
 from generator.backends.openai_backend import OpenAIBackend
-from generator.errors import ConfigError
-from generator.prompts import Request
+from generator.errors import ConfigError, ConnectionFailed, ServerError, Timeout, TransientError
 
 FIRST_COOLDOWN_SECONDS = 5.0
 MAX_COOLDOWN_SECONDS = 300.0
-_ENDPOINT_FAULTS = {"connection", "timeout", "500", "502", "503", "504"}
+# The server statuses that say the endpoint itself is in trouble (not the request, not a quota).
+_ENDPOINT_STATUSES = frozenset({500, 502, 503, 504})
 
 
 @dataclass
@@ -35,17 +35,28 @@ class Endpoint:
         return self.backend.base_url or ""
 
 
+def _endpoint_fault(exc: TransientError) -> bool:
+    """Whether the error says the endpoint is down, rather than this request unlucky."""
+    if isinstance(exc, ServerError):
+        return exc.status in _ENDPOINT_STATUSES
+    return isinstance(exc, ConnectionFailed | Timeout)
+
+
 class FleetBackend:
     provider = "openai"
-    max_samples = OpenAIBackend.max_samples
+    capabilities = Capabilities(
+        samples_per_call=OpenAIBackend.capabilities.samples_per_call,
+        lists_models=True,
+        endpoints=True,
+    )
 
     def __init__(self, configs: list[BackendConfig]):
-        self.endpoints = [Endpoint(OpenAIBackend(config)) for config in configs]
+        self.pool = [Endpoint(OpenAIBackend(config)) for config in configs]
         self.model = configs[0].model or ""
 
     async def resolve_model(self) -> None:
         models = set()
-        for endpoint in self.endpoints:
+        for endpoint in self.pool:
             await endpoint.backend.resolve_model()
             models.add(endpoint.backend.model)
         if len(models) > 1:
@@ -56,9 +67,9 @@ class FleetBackend:
 
     def _choose(self) -> Endpoint:
         now = time.monotonic()
-        live = [e for e in self.endpoints if e.down_until <= now]
+        live = [e for e in self.pool if e.down_until <= now]
         if not live:  # everything is down: try the one that comes back first
-            live = [min(self.endpoints, key=lambda e: e.down_until)]
+            live = [min(self.pool, key=lambda e: e.down_until)]
         return min(live, key=lambda e: (e.outstanding, e.served))
 
     async def complete(self, request: Request) -> Completion:
@@ -70,7 +81,7 @@ class FleetBackend:
         try:
             completions = await endpoint.backend.complete_samples(request)
         except TransientError as exc:
-            if exc.kind in _ENDPOINT_FAULTS:
+            if _endpoint_fault(exc):
                 endpoint.failures += 1
                 endpoint.down_until = time.monotonic() + endpoint.cooldown
                 endpoint.cooldown = min(endpoint.cooldown * 2, MAX_COOLDOWN_SECONDS)
@@ -81,12 +92,10 @@ class FleetBackend:
         endpoint.cooldown = FIRST_COOLDOWN_SECONDS
         return completions
 
-    def report(self) -> list[dict[str, object]]:
+    def endpoints(self) -> list[dict[str, object]] | None:
         """Per endpoint: requests served and transport failures, for the manifest."""
-        return [
-            {"base_url": e.url, "served": e.served, "failures": e.failures} for e in self.endpoints
-        ]
+        return [{"base_url": e.url, "served": e.served, "failures": e.failures} for e in self.pool]
 
     async def aclose(self) -> None:
-        for endpoint in self.endpoints:
+        for endpoint in self.pool:
             await endpoint.backend.aclose()

@@ -21,14 +21,12 @@ from typing import Any
 
 from generator.backends.base import (
     BackendConfig,
+    Capabilities,
     Completion,
     FinishReason,
-    PermanentError,
-    TransientError,
-    register,
+    Request,
 )
-from generator.errors import ConfigError
-from generator.prompts import Request
+from generator.errors import ConfigError, Malformed, Rejected
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,7 +54,6 @@ class LocalBackend:
     """One model instance; llama.cpp contexts are not thread-safe, so calls take turns."""
 
     provider = "local"
-    max_samples = 1  # no n: one answer per call
 
     def __init__(self, config: BackendConfig):
         if config.model and config.model != DEFAULT_MODEL_NAME:
@@ -69,6 +66,8 @@ class LocalBackend:
             self.model_path = default_model_path()
             self.model = DEFAULT_MODEL_NAME
         self.chat_format = config.chat_format
+        # No n: one answer per call. The shipped tiny model's verdicts are advisory by default.
+        self.capabilities = Capabilities(embedded_demo=self.model == DEFAULT_MODEL_NAME)
         self._llm: Any = None
         self._lock = asyncio.Lock()
 
@@ -154,10 +153,10 @@ class LocalBackend:
             try:
                 result = await asyncio.to_thread(self._generate, request)
             except ValueError as exc:  # llama.cpp: prompt longer than the context window
-                raise PermanentError(f"local model refused the request: {exc}") from None
+                raise Rejected(f"local model refused the request: {exc}") from None
         choices = result.get("choices") or []
         if not choices:
-            raise TransientError("empty", "the local model returned no choices")
+            raise Malformed("the local model returned no choices", empty=True)
         choice = choices[0]
         reason: FinishReason = {"stop": "stop", "length": "length"}.get(
             choice.get("finish_reason") or "", "other"
@@ -170,6 +169,9 @@ class LocalBackend:
             output_tokens=usage.get("completion_tokens", 0),
             model=self.model,
         )
+
+    def endpoints(self) -> list[dict[str, object]] | None:
+        return None
 
     async def aclose(self) -> None:
         if self._llm is not None:
@@ -188,8 +190,3 @@ def _check_format(name: str) -> None:
         raise ConfigError(
             f"--chat-format {name}: not a llama-cpp-python format; one of {known}"
         ) from None
-
-
-@register("local")
-def _factory(config: BackendConfig) -> LocalBackend:
-    return LocalBackend(config)

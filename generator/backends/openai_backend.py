@@ -15,19 +15,20 @@ from openai.types.chat import ChatCompletion
 
 from generator.backends.base import (
     BackendConfig,
+    BatchInfo,
+    BatchOutcome,
+    BatchResult,
+    Capabilities,
     Completion,
     FinishReason,
-    PermanentError,
     RateInfo,
-    TransientError,
-    parse_retry_after,
-    register,
+    Request,
+    batch_line_bytes,
     require_env,
 )
+from generator.backends.http import batch_status_error, classify_status
 from generator.backends.transport import UNCAPPED, transport_fault
-from generator.batch import BatchInfo, BatchOutcome, BatchResult, batch_line_bytes
-from generator.errors import ConfigError
-from generator.prompts import Request
+from generator.errors import ConfigError, Malformed, ProviderError
 
 # Compatible servers usually need no key; the SDK insists on a non-empty one.
 PLACEHOLDER_KEY = "not-needed"
@@ -49,7 +50,8 @@ class OpenAIBackend:
     """Chat Completions through the official SDK, its own retries off (run.py retries)."""
 
     provider = "openai"
-    max_samples = 128  # n, as the API allows
+    # n up to 128, as the API allows; compatible servers are asked which model they serve.
+    capabilities = Capabilities(samples_per_call=128, batch_api=True, lists_models=True)
 
     def __init__(self, config: BackendConfig):
         self.base_url = config.base_url
@@ -127,7 +129,7 @@ class OpenAIBackend:
         except openai.APIConnectionError as exc:  # timeouts included
             raise transport_fault(exc) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
-            raise TransientError("malformed", f"malformed response body: {exc}") from None
+            raise Malformed(f"malformed response body: {exc}") from None
         return self._completions(response, _rate_info(headers))
 
     def _completion(self, response: Any, rate: RateInfo | None) -> Completion:
@@ -141,9 +143,9 @@ class OpenAIBackend:
         choices = [c for c in getattr(response, "choices", None) or [] if c.message is not None]
         texts = [c.message.content for c in choices if c.message.content is not None]
         if not choices:
-            raise TransientError("empty", "the response had no choices")
+            raise Malformed("the response had no choices", empty=True)
         if len(texts) < len(choices):
-            raise TransientError("empty", "the response's message had no content")
+            raise Malformed("the response's message had no content", empty=True)
         usage = response.usage
         cached = 0
         if usage is not None and usage.prompt_tokens_details is not None:
@@ -193,6 +195,9 @@ class OpenAIBackend:
             return False
         self.structured_modes.pop(0)
         return True
+
+    def endpoints(self) -> list[dict[str, object]] | None:
+        return None
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -324,23 +329,17 @@ def _openai_result(line: dict[str, Any]) -> BatchResult:
 
 @contextmanager
 def _batch_errors(what: str) -> Iterator[None]:
-    """SDK errors of a Batch API call as TransientError (worth retrying) or PermanentError."""
+    """SDK errors of a Batch API call as provider errors (generator/errors.py)."""
     try:
         yield
     except openai.APIStatusError as exc:
-        status = exc.status_code
-        if status == 404:
-            raise PermanentError(
-                f"could not {what}: not found (404): {_short(exc)}", not_found=True
-            ) from None
-        classified = _classify_status(exc)
-        if isinstance(classified, PermanentError) and not classified.fatal:
-            classified = PermanentError(f"could not {what}: {classified}")
-        raise classified from None
+        raise batch_status_error(
+            what, exc.status_code, exc.response.headers, _short(exc), key_env="OPENAI_API_KEY"
+        ) from None
     except openai.APIConnectionError as exc:  # timeouts included
         raise transport_fault(exc, what) from None
     except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
-        raise TransientError("malformed", f"could not {what}: malformed response: {exc}") from None
+        raise Malformed(f"could not {what}: malformed response: {exc}") from None
 
 
 def _iso(timestamp: int | float | None) -> str:
@@ -349,20 +348,14 @@ def _iso(timestamp: int | float | None) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _classify_status(exc: openai.APIStatusError) -> Exception:
-    status = exc.status_code
-    retry_after = parse_retry_after(exc.response.headers)
-    if status == 429:
-        return TransientError("429", "rate limited (429)", retry_after)
-    if status >= 500 or status in (408, 409):
-        return TransientError(str(status), f"server error ({status})", retry_after)
-    if status in (401, 403):
-        return PermanentError(
-            f"the provider refused the credentials ({status}): check OPENAI_API_KEY", fatal=True
-        )
-    if status == 404:
-        return PermanentError(f"not found ({status}): check --model and --base-url", fatal=True)
-    return PermanentError(f"the provider rejected the request ({status}): {_short(exc)}")
+def _classify_status(exc: openai.APIStatusError) -> ProviderError:
+    return classify_status(
+        exc.status_code,
+        exc.response.headers,
+        _short(exc),
+        key_env="OPENAI_API_KEY",
+        not_found_hint="check --model and --base-url",
+    )
 
 
 def _short(exc: openai.APIStatusError) -> str:
@@ -428,8 +421,3 @@ def _duration(value: str | None) -> float | None:
     if number:
         total += float(number)
     return total
-
-
-@register("openai")
-def _factory(config: BackendConfig) -> OpenAIBackend:
-    return OpenAIBackend(config)

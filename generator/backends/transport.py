@@ -15,13 +15,13 @@ from __future__ import annotations
 import aiohttp
 import httpx2
 
-from generator.backends.base import TransientError
+from generator.errors import ConnectionFailed, Timeout, TransientError
 
 UNCAPPED = httpx2.Limits(max_connections=0)
 
 
 def transport_fault(exc: BaseException, doing: str = "") -> TransientError:
-    """The SDK's connection error as a TransientError named by what really happened.
+    """The SDK's connection error as the transient error it really was.
 
     The aiohttp transport reports every dropped connection (a reset, a server hanging up) as a
     connect timeout, so the SDK raises its timeout error for both; the original aiohttp error at
@@ -31,5 +31,5 @@ def transport_fault(exc: BaseException, doing: str = "") -> TransientError:
         root = root.__cause__
     prefix = f"could not {doing}: " if doing else ""
     if isinstance(root, TimeoutError | aiohttp.ServerTimeoutError | httpx2.TimeoutException):
-        return TransientError("timeout", f"{prefix}the request timed out")
-    return TransientError("connection", f"{prefix}connection failed: {root or type(root).__name__}")
+        return Timeout(f"{prefix}the request timed out")
+    return ConnectionFailed(f"{prefix}connection failed: {root or type(root).__name__}")

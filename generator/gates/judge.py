@@ -46,12 +46,10 @@ from typing import Any, Literal
 
 import jsonschema
 
-from generator.backends.base import Completion
+from generator.backends.base import Completion, Message, Request
 from generator.gates.base import GateContext, GateFailure, GateOutcome
 from generator.prompts import (
     BACKFIRE_QUESTIONS,
-    Message,
-    Request,
     Step,
     judge_rubric,
     reask_request,
@@ -203,65 +201,69 @@ def _backfire_failure(answer: BackfireAnswer) -> GateFailure:
     return GateFailure(NAME, BACKFIRE_PREFIX + answer.flag.replace("_", "-"), detail)
 
 
-def assess(
-    answer: dict[str, Any], record: Record, archetype: Archetype, model: str, order: int = 0
-) -> tuple[Judgement, GateOutcome]:
-    """Turn a valid answer into a Judgement and the gate's failures under the spec's thresholds."""
-    backfire = [
+def _backfire_answers(answer: dict[str, Any], text: str) -> list[BackfireAnswer]:
+    return [
         BackfireAnswer(
             flag=flag,
             answer=answer["backfire"][flag]["answer"],
             quote=answer["backfire"][flag]["quote"],
-            quote_found=evidence_in(answer["backfire"][flag]["quote"], record.text),
+            quote_found=evidence_in(answer["backfire"][flag]["quote"], text),
         )
         for flag in BACKFIRE_FLAGS
     ]
-    scores = [
+
+
+def _trait_scores(answer: dict[str, Any], text: str) -> list[TraitScore]:
+    return [
         TraitScore(
             trait=s["trait"],
             score=s["score"],
             evidence=s["evidence"],
-            evidence_found=evidence_in(s["evidence"], record.text),
+            evidence_found=evidence_in(s["evidence"], text),
         )
         for s in answer["trait_scores"]
     ]
+
+
+def _focus_failure(
+    focus: TraitScore | None, trait_focus: str, min_score: int
+) -> GateFailure | None:
+    """Why the trait in focus does not pass: unscored, unsupported, or scored too low."""
+    if focus is None:
+        detail = f"the judge did not score the trait in focus ({trait_focus})"
+        return GateFailure(NAME, "judge-low-focus", detail)
+    if not focus.evidence_found:
+        detail = f"the evidence for {focus.trait} is not in the document: {focus.evidence[:80]!r}"
+        return GateFailure(NAME, "judge-evidence-not-found", detail)
+    if focus.score < min_score:
+        detail = f"{focus.trait} scored {focus.score} (< {min_score})"
+        return GateFailure(NAME, "judge-low-focus", detail)
+    return None
+
+
+def _other_failures(
+    scores: list[TraitScore], focus: TraitScore | None, min_score: int
+) -> list[GateFailure]:
+    return [
+        GateFailure(NAME, "judge-low-trait", f"{s.trait} scored {s.score} (< {min_score})")
+        for s in scores
+        # an unsupported score for another trait is ignored, not trusted
+        if s is not focus and s.evidence_found and s.score < min_score
+    ]
+
+
+def assess(
+    answer: dict[str, Any], record: Record, archetype: Archetype, model: str, order: int = 0
+) -> tuple[Judgement, GateOutcome]:
+    """Turn a valid answer into a Judgement and the gate's failures under the spec's thresholds."""
+    backfire = _backfire_answers(answer, record.text)
+    scores = _trait_scores(answer, record.text)
     focus = next((s for s in scores if s.trait == record.trait_focus), None)
     failures = [_backfire_failure(a) for a in backfire if a.answer != "no"]
-    if focus is None:
-        failures.append(
-            GateFailure(
-                NAME,
-                "judge-low-focus",
-                f"the judge did not score the trait in focus ({record.trait_focus})",
-            )
-        )
-    elif not focus.evidence_found:
-        failures.append(
-            GateFailure(
-                NAME,
-                "judge-evidence-not-found",
-                f"the evidence for {focus.trait} is not in the document: {focus.evidence[:80]!r}",
-            )
-        )
-    elif focus.score < archetype.judge.min_focus_score:
-        failures.append(
-            GateFailure(
-                NAME,
-                "judge-low-focus",
-                f"{focus.trait} scored {focus.score} (< {archetype.judge.min_focus_score})",
-            )
-        )
-    for score in scores:
-        if score is focus or not score.evidence_found:
-            continue  # an unsupported score for another trait is ignored, not trusted
-        if score.score < archetype.judge.min_other_score:
-            failures.append(
-                GateFailure(
-                    NAME,
-                    "judge-low-trait",
-                    f"{score.trait} scored {score.score} (< {archetype.judge.min_other_score})",
-                )
-            )
+    focus_failure = _focus_failure(focus, record.trait_focus, archetype.judge.min_focus_score)
+    if focus_failure is not None:
+        failures.append(focus_failure)
+    failures += _other_failures(scores, focus, archetype.judge.min_other_score)
     if answer["anti_markers_seen"]:
         failures.append(
             GateFailure(NAME, "judge-anti-marker", "; ".join(answer["anti_markers_seen"])[:300])

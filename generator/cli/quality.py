@@ -1,0 +1,230 @@
+"""Quality commands: check a run's gates again, calibrate the judge, sample for labelling, and
+report on a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from generator.backends.base import BackendConfig
+from generator.cli.options import judge_options, positive, relax_option
+from generator.cli.providers import JudgeFlags, choose_provider
+from generator.errors import UserError
+from generator.resources import library_dir
+from generator.rundir import read_run
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@judge_options
+@relax_option
+@click.option(
+    "--specs",
+    "specs",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Spec files or folders (default: the ones recorded in the run's manifest).",
+)
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Move documents that now fail to rejects.jsonl (default: only report).",
+)
+@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+def check(
+    run_dir: Path,
+    judge: JudgeFlags,
+    relax: tuple[str, ...],
+    specs: tuple[Path, ...],
+    apply: bool,
+    prices: Path | None,
+    timeout: float,
+) -> None:
+    """Run the gates again over an existing run, e.g. with a stronger judge."""
+    from generator.recheck import run_check
+
+    writer = _writer_from_manifest(run_dir)
+    judge_backend = judge.judge(writer, timeout) or writer
+    escalate = judge.escalate(judge_backend, timeout)
+    summary = run_check(
+        run_dir, judge_backend, judge.mode, frozenset(relax), specs, apply, prices, escalate
+    )
+    reasons = ", ".join(f"{k} {v}" for k, v in summary.failed.most_common()) or "none"
+    click.echo(
+        f"checked {summary.checked} documents with judge {summary.judge_model or 'off'}: "
+        f"{summary.passed} pass, {summary.checked - summary.passed} fail ({reasons})"
+    )
+    for line in _judge_passes_lines(summary.judge_passes):
+        click.echo(line)
+    click.echo(f"verdicts: {summary.report}")
+    if summary.checked != summary.passed:
+        click.echo(
+            "records.jsonl updated; failing documents moved to rejects.jsonl"
+            if summary.applied
+            else "nothing changed; rerun with --apply to drop the failing documents"
+        )
+
+
+def _writer_from_manifest(run_dir: Path) -> BackendConfig:
+    manifest = read_run(run_dir).read_manifest()
+    if manifest is None or manifest.provider is None:
+        raise UserError(f"{run_dir}: no readable manifest.json; is this a run directory?")
+    return BackendConfig(
+        provider=manifest.provider, model=manifest.model, base_url=manifest.base_url
+    )
+
+
+def _judge_passes_lines(passes: dict[str, Any]) -> list[str]:
+    """What the judge's second readings and the stronger judge took, when they took anything."""
+    reordered = passes.get("order_control") or {}
+    escalated = passes.get("escalation") or {}
+    if not reordered.get("calls") and not escalated.get("calls"):
+        return []
+    line = (
+        f"judge passes: {reordered.get('documents', 0)} documents read again in another rubric "
+        f"order (${reordered.get('cost_usd', 0.0):.4f})"
+    )
+    if escalated.get("model"):
+        line += (
+            f"; {escalated.get('documents', 0)} escalated to {escalated['model']} "
+            f"(${escalated.get('cost_usd', 0.0):.4f})"
+        )
+    return [line]
+
+
+@click.command()
+@click.argument("labels", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--specs",
+    "specs",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="Spec files or folders the labelled archetypes come from (default: the starter library).",
+)
+@judge_options
+@relax_option
+@click.option(
+    "--permutations",
+    type=click.IntRange(0, 20),
+    default=1,
+    show_default=True,
+    metavar="K",
+    help="Judge every judged document again with the rubric in K other orders and report how "
+    "often the verdict flips (each costs a judge call per document).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the report as JSON; RUN/calibration.json puts it on the run's dataset card.",
+)
+@click.option("--concurrency", type=int, default=8, show_default=True, callback=positive)
+@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--timeout", type=float, default=600.0, show_default=True)
+def calibrate(
+    labels: Path,
+    specs: tuple[Path, ...],
+    judge: JudgeFlags,
+    relax: tuple[str, ...],
+    permutations: int,
+    out: Path | None,
+    concurrency: int,
+    prices: Path | None,
+    timeout: float,
+) -> None:
+    """Run the gate stack, judge included, over hand-labelled documents (LABELS, one JSON object
+    per line) and report how far it agrees: confusion matrix, backfire recall, good documents
+    kept, Cohen's kappa, and how often the judge's verdict flips when the rubric is reordered."""
+    import asyncio
+
+    from generator.calibrate import calibrate as run_calibration
+    from generator.calibrate import write_report
+
+    judge_backend, escalate = _calibration_judges(judge, out, timeout)
+    report = asyncio.run(
+        run_calibration(
+            labels,
+            list(specs) or [library_dir()],
+            judge_backend,
+            "off" if judge.mode == "off" else "enforce",
+            escalate,
+            frozenset(relax),
+            permutations,
+            prices,
+            concurrency,
+        )
+    )
+    if out is not None:
+        write_report(out, report)
+    for line in report.describe():
+        click.echo(line)
+    if out is not None:
+        click.echo(f"report: {out}")
+
+
+def _calibration_judges(
+    judge: JudgeFlags, out: Path | None, timeout: float
+) -> tuple[BackendConfig, BackendConfig | None]:
+    """The judge and stronger judge to calibrate, once the flags are known to fit together."""
+    if out is not None and not out.parent.is_dir():
+        raise click.BadParameter(f"the folder {out.parent} does not exist", param_hint="--out")
+    if judge.mode == "advisory":
+        raise click.BadParameter(
+            "calibrate measures what the judge would reject: use enforce (the default) or off",
+            param_hint="--judge",
+        )
+    chosen = choose_provider(judge.provider, (judge.base_url,) if judge.base_url else ())
+    if chosen == "openai" and not judge.model and not judge.base_url and judge.mode != "off":
+        raise click.BadParameter(
+            "name the judge's model, e.g. --judge-model gpt-4.1-mini", param_hint="--judge-model"
+        )
+    backend = BackendConfig(
+        provider=chosen, model=judge.model, base_url=judge.base_url, timeout=timeout
+    )
+    return backend, judge.escalate(backend, timeout)
+
+
+@click.command()
+@click.argument("run_dir", metavar="DIR", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--open", "open_page", is_flag=True, help="Open the page in the default browser.")
+@click.option("--no-embeddings", is_flag=True, help="Skip the embedding-based spread (faster).")
+def report(run_dir: Path, open_page: bool, no_embeddings: bool) -> None:
+    """Write DIR/report/index.html: coverage, judge scores, rejections, diversity, samples."""
+    from generator.report import build_report
+
+    result = build_report(run_dir, embeddings=not no_embeddings)
+    for line in result.lines:
+        click.echo(line)
+    if open_page:
+        import webbrowser
+
+        webbrowser.open(result.path.resolve().as_uri())
+
+
+@click.command(name="sample")
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "-n",
+    "count",
+    type=int,
+    required=True,
+    callback=positive,
+    help="Documents to sample (fewer if the run has fewer).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="JSONL file to write, in the labelled format `archetypes calibrate` reads.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def sample_command(run_dir: Path, count: int, out: Path, seed: int) -> None:
+    """Write documents of RUN to label by hand: kept and rejected ones, stratified by gate
+    outcome, reject reason, archetype and genre, with `label` and `reason` left empty."""
+    from generator.sample import sample_run
+
+    for line in sample_run(run_dir, count, out, seed).describe():
+        click.echo(line)
