@@ -20,6 +20,7 @@ from pathlib import Path
 
 from generator import __version__
 from generator.backends.base import Backend, BackendConfig, safe_url
+from generator.backends.registry import speaks_batch
 from generator.batch_ledger import manifest_section
 from generator.batch_queue import BatchQueue, Deferred
 from generator.calls import Budget, BudgetReached, CallStats, ModelCaller, ResponseCache
@@ -107,6 +108,8 @@ def check_options(options: RunOptions) -> None:
         raise ConfigError(
             "--samples-per-request does not work with --batch yet: drop one of the two"
         )
+    if options.batch and not speaks_batch(options.backend):
+        raise ConfigError("--batch needs --provider openai or anthropic")
 
 
 @dataclass

@@ -138,7 +138,10 @@ def test_batch_needs_a_batch_capable_provider(tmp_path: Path) -> None:
         "--batch",
     )
     assert result.returncode == 2
-    assert "--batch needs --provider openai or anthropic" in result.stderr
+    # Refused from the backend's declared capabilities, before anything is opened: one line,
+    # no progress line, no run directory.
+    assert result.stderr == "error: --batch needs --provider openai or anthropic\n"
+    assert not (tmp_path / "run").exists()
 
 
 class Died(BaseException):

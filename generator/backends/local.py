@@ -54,6 +54,7 @@ class LocalBackend:
     """One model instance; llama.cpp contexts are not thread-safe, so calls take turns."""
 
     provider = "local"
+    capabilities = Capabilities()  # one answer a call, no batch API (set per model below)
 
     def __init__(self, config: BackendConfig):
         if config.model and config.model != DEFAULT_MODEL_NAME:
@@ -66,7 +67,7 @@ class LocalBackend:
             self.model_path = default_model_path()
             self.model = DEFAULT_MODEL_NAME
         self.chat_format = config.chat_format
-        # No n: one answer per call. The shipped tiny model's verdicts are advisory by default.
+        # The shipped tiny model's verdicts are advisory by default.
         self.capabilities = Capabilities(embedded_demo=self.model == DEFAULT_MODEL_NAME)
         self._llm: Any = None
         self._lock = asyncio.Lock()

@@ -38,6 +38,16 @@ def providers() -> list[str]:
     return sorted(set(_BUILTIN) | set(_REGISTRY))
 
 
+def speaks_batch(config: BackendConfig) -> bool:
+    """Whether the backend `config` names speaks its provider's batch API, asked of its class
+    before anything is built or opened (a plug-in provider is assumed not to)."""
+    if config.fleet or config.provider not in _BUILTIN:
+        return False
+    module, name = _BUILTIN[config.provider]
+    capabilities = getattr(importlib.import_module(module), name).capabilities
+    return bool(capabilities.batch_api)
+
+
 def create_backend(config: BackendConfig) -> Backend:
     """Build the backend named by `config.provider`. Raises ConfigError for unknown providers."""
     if config.fleet:
