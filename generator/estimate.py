@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from generator.archetype import Archetype
 from generator.plan import Task
 from generator.pricing import Price, load_prices
 from generator.prompts import (
@@ -16,7 +17,6 @@ from generator.prompts import (
     idea_request,
     judge_rubric,
 )
-from generator.spec import Archetype
 from generator.tokens import count_tokens
 
 # Tokens per English word in model output (cl100k/o200k-like tokenizers average about 1.3).

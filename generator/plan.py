@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from generator.spec import Archetype, load_defaults
+from generator.archetype import Archetype
+from generator.spec import load_defaults
 
 PEOPLE_PER_TASK = 3
 

@@ -17,10 +17,10 @@ from typing import Any, Literal, NamedTuple
 import jinja2
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from generator.archetype import Archetype, Trait
 from generator.backends.base import Message, Request
 from generator.plan import Task
 from generator.resources import templates_dir
-from generator.spec import Archetype, Trait
 
 # "rejudge": the judge again with its rubric reordered (order control); "escalate": a stronger
 # judge asked about a document the first one could not settle.

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.archetype import Archetype
 from generator.backends.base import BackendConfig
 from generator.errors import UserError
 from generator.gates import GateFailure, Gatekeeper, GatePolicy, JudgeMode
 from generator.records import Record, make_reject
 from generator.rundir import RECORDS, RunDir
 from generator.session import judging
-from generator.spec import Archetype, load_specs
+from generator.spec import load_specs
 
 
 @dataclass

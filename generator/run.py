@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator import __version__
+from generator.archetype import Archetype
 from generator.backends.base import Backend, BackendConfig, safe_url
 from generator.backends.registry import speaks_batch
 from generator.batch_ledger import manifest_section
@@ -49,7 +50,6 @@ from generator.session import (
     open_backends,
     price_of,
 )
-from generator.spec import Archetype
 from generator.worker import Worker
 
 

@@ -4,6 +4,7 @@ critique-and-rewrite); transport retries, cache and budget live in generator.cal
 
 from __future__ import annotations
 
+from generator.archetype import Archetype
 from generator.backends.base import Completion, Request
 from generator.calls import ModelCaller
 from generator.gates import Gatekeeper, Review
@@ -21,7 +22,6 @@ from generator.prompts import (
 from generator.records import Record, Usage, clean_document, make_record, make_reject
 from generator.rundir import RunDir
 from generator.scheduler import Outcome
-from generator.spec import Archetype
 
 _WHY = {
     "truncated": "the model hit the token limit (twice, with 1.5x more room the second time, "

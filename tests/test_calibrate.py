@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from generator.calibrate import BACKFIRE_REASONS
-from tests.conftest import REPO, run_cli
+from generator.calibration_report import BACKFIRE_REASONS
+from tests.conftest import run_cli
+from tests.support.calibration import LABELS, ROWS, labelled_row
 from tests.support.openai_stub import JudgeRule
 
-LABELS = REPO / "calibration" / "labels.jsonl"
-ROWS = [json.loads(line) for line in LABELS.read_text().splitlines() if line.strip()]
 OFFLINE = {
     "truncated",
     "trope",
@@ -28,13 +27,9 @@ OFFLINE = {
 }
 
 
-def _row(label_id: str) -> dict:
-    return next(r for r in ROWS if r["id"] == label_id)
-
-
 def _marker(label_id: str) -> str:
     """A passage that only this document of the set holds (the scripted judge keys on it)."""
-    text = _row(label_id)["text"]
+    text = labelled_row(label_id)["text"]
     marker = text[:60]
     assert sum(marker in r["text"] for r in ROWS) == 1, label_id
     return marker
@@ -201,53 +196,3 @@ def test_calibrate_reports_a_scripted_judges_known_mistakes(make_stub, tmp_path:
     assert "good documents kept: 0.96 (27 of 28)" in result.stdout
     assert f"Cohen's kappa: {(73 / 77 - 3143 / 5929) / (1 - 3143 / 5929):.2f}" in result.stdout
     assert "order flips: 0.05 (6 of 118 verdicts changed over 2 permutation(s)" in result.stdout
-
-
-def _labels(tmp_path: Path, *rows: object) -> Path:
-    path = tmp_path / "labels.jsonl"
-    path.write_text(
-        "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n",
-        encoding="utf-8",
-    )
-    return path
-
-
-GOOD_ROW = _row("good-pt-diary-fractions")
-
-
-@pytest.mark.parametrize(
-    ("bad", "message"),
-    [
-        ("{not json", "labels.jsonl:2: not JSON"),
-        ("[1, 2]", "labels.jsonl:2: expected a JSON object"),
-        ({**GOOD_ROW, "label": None, "reason": None}, "labels.jsonl:2: label is not filled in"),
-        ({k: v for k, v in GOOD_ROW.items() if k != "genre"}, "labels.jsonl:2: missing genre"),
-        ({**GOOD_ROW, "label": "maybe"}, "labels.jsonl:2: label 'maybe' must be"),
-        ({**GOOD_ROW, "reason": "meta"}, "labels.jsonl:2: label accept with reason 'meta'"),
-        ({**GOOD_ROW, "archetype_id": "nobody"}, "labels.jsonl:2: unknown archetype_id 'nobody'"),
-        ({**GOOD_ROW, "trait_focus": "flying"}, "labels.jsonl:2: patient-tutor has no trait"),
-        ({**GOOD_ROW, "genre": "sonnet"}, "labels.jsonl:2: patient-tutor has no genre 'sonnet'"),
-        ({**GOOD_ROW, "text": ""}, "labels.jsonl:2: text must be a non-empty string"),
-    ],
-)
-def test_a_bad_labels_line_is_one_clear_error(tmp_path: Path, bad: object, message: str) -> None:
-    path = _labels(tmp_path, GOOD_ROW, bad)
-    result = run_cli("calibrate", str(path), "--judge", "off")
-    assert result.returncode == 2, result.stdout
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_calibrate_refuses_what_it_cannot_measure(tmp_path: Path) -> None:
-    path = _labels(tmp_path, GOOD_ROW)
-    advisory = run_cli("calibrate", str(path), "--judge", "advisory")
-    assert advisory.returncode == 2 and "--judge" in advisory.stderr
-    nowhere = run_cli(
-        "calibrate", str(path), "--judge", "off", "--out", str(tmp_path / "no" / "x.json")
-    )
-    assert nowhere.returncode == 2 and "does not exist" in nowhere.stderr
-    missing = run_cli("calibrate", str(tmp_path / "absent.jsonl"), "--judge", "off")
-    assert missing.returncode == 2 and "absent.jsonl: no such file" in missing.stderr
-    empty = _labels(tmp_path, "")
-    none = run_cli("calibrate", str(empty), "--judge", "off")
-    assert none.returncode == 2 and "no labelled documents" in none.stderr

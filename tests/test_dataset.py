@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from generator import shards as shard_writer
 from generator.dataset import BuildOptions, assign_split, build, parse_splits
 from generator.errors import ConfigError, UserError
 from generator.records import Reject
@@ -26,9 +25,13 @@ from generator.shards import FEATURES
 from tests.conftest import REPO, read_jsonl
 
 FIXTURE = REPO / "tests" / "data" / "run_fixture"
+
+
 TINY_WARNING = (
     "written by a 135M-parameter model to demonstrate the pipeline; not suitable for training"
 )
+
+
 KEY_LIKE = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|hf_[A-Za-z0-9]{8,}|sk-ant-[A-Za-z0-9_\-]{4,})")
 
 
@@ -214,22 +217,6 @@ def test_the_card_configs_load_the_same_dataset(run: Path, tmp_path: Path, offli
     for split in by_folder.values():
         assert split.features == FEATURES
     assert sum(s.num_rows for s in by_folder.values()) == len(read_jsonl(run / "records.jsonl"))
-
-
-def test_shards_are_bounded_and_named_for_the_hub(
-    run: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(shard_writer, "ROW_GROUP_ROWS", 3)
-    result = build(run, BuildOptions(shard_rows=7))
-    shards = result.splits["train"].shards
-    assert len(shards) == 5  # 30 rows, 7 per shard
-    assert shards == [f"data/train-{i:05d}-of-00005.parquet" for i in range(5)]
-    for shard in shards:
-        meta = pq.ParquetFile(run / "dataset" / shard).metadata
-        assert meta.num_rows <= 7
-        assert all(meta.row_group(i).num_rows <= 3 for i in range(meta.num_row_groups))
-        assert meta.row_group(0).column(0).compression == "ZSTD"
-    assert not list((run / "dataset" / "data").glob("*.partial"))
 
 
 def test_jsonl_format_has_the_same_rows(run: Path) -> None:

@@ -9,8 +9,44 @@ from pathlib import Path
 import pytest
 
 from generator import spec
-from generator.plan import plan
+from generator.plan import coverage, plan
+from generator.spec import load_specs
 from tests.conftest import LIBRARY, run_cli
+
+SPECS = [str(LIBRARY / "patient-tutor.yaml"), str(LIBRARY / "lab-partner.yaml")]
+
+
+SHARED_SLOTS = (
+    "archetype_id",
+    "trait_focus",
+    "genre",
+    "setting",
+    "narrator",
+    "situation",
+    "ai_name",
+    "names",
+    "target_words",
+)
+
+
+def test_groups_share_every_slot_of_the_idea_prompt_and_stay_balanced() -> None:
+    archetypes = load_specs([Path(s) for s in SPECS])
+    tasks = plan(archetypes, 60, seed=3, samples=3)
+    for start in range(0, 60, 3):
+        group = tasks[start : start + 3]
+        assert len({t.id for t in group}) == 3, "every task keeps its own id"
+        assert {t.group_id for t in group} == {group[0].id}
+        assert [t.sample for t in group] == [0, 1, 2]
+        for slot in SHARED_SLOTS:
+            assert len({getattr(t, slot) for t in group}) == 1, slot
+    # Balanced like the ungrouped plan, one group at a time: within one group of any share.
+    for axes in coverage(tasks).values():
+        for counts in axes.values():
+            assert max(counts.values()) - min(counts.values()) <= 3
+    # One answer per call is the plan as it always was.
+    assert [t.id for t in plan(archetypes, 20, seed=3, samples=1)] == [
+        t.id for t in plan(archetypes, 20, seed=3)
+    ]
 
 
 def library():

@@ -12,26 +12,9 @@ from pathlib import Path
 import pytest
 
 from generator.backends.base import RateInfo
-from generator.ratelimit import Marks, RatePacer
+from generator.ratelimit import Marks
 from tests.conftest import read_jsonl, run_cli
-
-
-class FakeClock:
-    """A monotonic clock that moves only when something sleeps on it, recording every sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-    def pacer(self) -> RatePacer:
-        return RatePacer(monotonic=self.monotonic, sleep=self.sleep)
+from tests.support.clock import FakeClock
 
 
 @pytest.fixture

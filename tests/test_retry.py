@@ -13,15 +13,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx2
-import openai
 import pytest
 
 from generator.backends import http
 from generator.backends.anthropic_backend import AnthropicBackend
 from generator.backends.base import BackendConfig, Capabilities, Completion, Message, Request
-from generator.backends.http import MAX_RETRY_AFTER, classify_status, parse_retry_after
-from generator.backends.openai_backend import OpenAIBackend, _batch_errors
+from generator.backends.openai_backend import OpenAIBackend
 from generator.calls import Budget, CallStats, ModelCaller, ResponseCache
 from generator.errors import RateLimited, ServerError, TransientError
 from generator.ratelimit import RatePacer
@@ -29,11 +26,15 @@ from generator.retry import RETRY_AFTER_JITTER
 from generator.rundir import RunDir
 from tests.conftest import REPO
 from tests.support.cassette_server import CassetteServer
-from tests.test_ratelimit import FakeClock
+from tests.support.clock import FakeClock
 
 CASSETTES = REPO / "tests" / "data" / "cassettes"
+
+
 # The moment the fake clock starts (FakeClock.now == 1000.0): the cassettes' dates are after it.
 START = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
 ANSWER = "The ferry left at seven, and the ledger was already open on the counter."
 
 
@@ -84,59 +85,6 @@ def make_caller(
         pacer=pacer or clock.pacer(),
         sleep=clock.sleep,
     )
-
-
-# -- reading the headers -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("headers", "seconds"),
-    [
-        ({"retry-after": "7"}, 7.0),
-        ({"retry-after": "1.5"}, 1.5),  # not in RFC 9110, but sent, and the SDKs honour it
-        ({"retry-after-ms": "1500"}, 1.5),
-        ({"retry-after-ms": "250", "retry-after": "3"}, 0.25),  # milliseconds win, as in the SDK
-        ({"retry-after-ms": "soon", "retry-after": "3"}, 3.0),
-        ({"retry-after": "Sun, 22 Nov 2026 12:00:30 GMT"}, 30.0),
-        ({"retry-after": "Sun, 22 Nov 2026 12:00:30 -0000"}, 30.0),
-        ({"retry-after": "Sun, 22 Nov 2026 11:59:00 GMT"}, 0.0),  # already past: retry now
-        ({"retry-after": "0"}, 0.0),
-        ({"retry-after": "-4"}, 0.0),
-        ({"retry-after-ms": "-10"}, 0.0),
-        ({"retry-after": "86400"}, MAX_RETRY_AFTER),
-        ({"retry-after": "Mon, 23 Nov 2026 12:00:00 GMT"}, MAX_RETRY_AFTER),
-        ({"retry-after": "1e400"}, MAX_RETRY_AFTER),
-    ],
-)
-def test_retry_after_forms(headers: dict[str, str], seconds: float) -> None:
-    assert parse_retry_after(headers, now=START) == seconds
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [{}, {"retry-after": ""}, {"retry-after": "soon"}, {"retry-after": "nan"}, {"x-other": "7"}],
-)
-def test_no_usable_retry_after_is_absent(headers: dict[str, str]) -> None:
-    assert parse_retry_after(headers, now=START) is None
-
-
-def test_dates_are_measured_against_utc_now_by_default(clock: FakeClock) -> None:
-    headers = {"retry-after": "Sun, 22 Nov 2026 12:00:45 GMT"}
-    assert parse_retry_after(headers) == 45.0
-    clock.now += 40.0
-    assert parse_retry_after(headers) == 5.0
-
-
-def test_sdk_errors_carry_the_wait_from_the_whole_header_set() -> None:
-    """The synchronous path and the batch API path both read every header form."""
-    response = httpx2.Response(
-        429,
-        headers={"Retry-After": "2", "Retry-After-Ms": "1500"},
-        request=httpx2.Request("POST", "http://127.0.0.1/v1/batches"),
-    )
-    with pytest.raises(TransientError) as raised, _batch_errors("create a batch"):
-        raise openai.RateLimitError("rate limited", response=response, body=None)
-    assert (raised.value.kind, raised.value.retry_after) == ("429", 1.5)
 
 
 # -- the retry loop ------------------------------------------------------------------------------
@@ -255,31 +203,3 @@ async def test_anthropic_429_waits_as_asked(
     assert caller.stats.faults["429"] == 1 and caller.stats.retries == 1
     assert [r["path"] for r in server.received] == ["/v1/messages"] * 2
     assert_waited(clock.slept, [12.0])
-
-
-# -- the one status classifier -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("status", "kind", "transient"),
-    [
-        (429, "429", True),
-        (408, "408", True),
-        (409, "409", True),  # both SDKs retry a lock conflict
-        (500, "500", True),
-        (529, "529", True),  # Anthropic's overloaded
-        (401, "auth", False),
-        (403, "auth", False),
-        (404, "not-found", False),
-        (400, "rejected", False),
-    ],
-)
-def test_one_classifier_for_every_provider(status: int, kind: str, transient: bool) -> None:
-    error = classify_status(
-        status, {"retry-after": "3"}, "bad", key_env="SOME_KEY", not_found_hint="check --model"
-    )
-    assert error.kind == kind and isinstance(error, TransientError) == transient
-    if transient:
-        assert error.retry_after == 3.0  # type: ignore[attr-defined]
-    if status == 401:
-        assert "SOME_KEY" in str(error) and error.fatal  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from generator.resources import library_dir
 from generator.stats import CorpusStats
 
 if TYPE_CHECKING:
-    from generator.spec import Archetype
+    from generator.archetype import Archetype
 
 
 @dataclass

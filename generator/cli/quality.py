@@ -141,7 +141,7 @@ def calibrate(
     import asyncio
 
     from generator.calibrate import calibrate as run_calibration
-    from generator.calibrate import write_report
+    from generator.calibration_report import write_report
 
     judge_backend, escalate = _calibration_judges(judge, out, timeout)
     report = asyncio.run(

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from generator.archetype import Archetype
 from generator.errors import UserError
 from generator.gates import heuristics, judge, schema, screen, tropes, truncation
 from generator.gates.base import Gate, GateContext, GateFailure, GateOutcome, Measurements
 from generator.gates.dedup import DedupGate, DedupIndex
 from generator.gates.judge import JudgeCall, JudgeMode
 from generator.records import Record
-from generator.spec import Archetype
 
 TINY_MODEL_NOTE = (
     "the judge is the embedded 135M-parameter model: its verdicts are recorded but carry no "

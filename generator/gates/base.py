@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Protocol
 
+from generator.archetype import Archetype
 from generator.records import Checks, Record
-from generator.spec import Archetype
 
 
 @dataclass(frozen=True)

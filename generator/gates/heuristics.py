@@ -7,7 +7,7 @@ length. Each check is a small function over one shared, lazily computed view of 
 (`_Doc`).
 
 The patterns the checks match live in `generator.gates.rules`, each written with its legitimate
-look-alike in mind; the tests in tests/test_gates_heuristics.py hold both sides of every
+look-alike in mind; the tests in tests/gates/test_heuristics.py hold both sides of every
 boundary.
 """
 
@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from generator.archetype import Archetype
 from generator.gates import language as lang
 from generator.gates import rules, tropes, truncation
 from generator.gates.base import GateContext, GateFailure, GateOutcome, Measurements
 from generator.records import Record
-from generator.spec import Archetype
 
 NAME = "heuristics"
 

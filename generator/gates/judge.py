@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import jsonschema
 
+from generator.archetype import Archetype, Trait
 from generator.backends.base import Completion, Message, Request
 from generator.gates.base import GateContext, GateFailure, GateOutcome
 from generator.prompts import (
@@ -58,7 +59,6 @@ from generator.prompts import (
 )
 from generator.records import BackfireAnswer, Judgement, Record, TraitScore
 from generator.resources import schemas_dir
-from generator.spec import Archetype, Trait
 
 NAME = "judge"
 JudgeMode = Literal["enforce", "advisory", "off"]

@@ -4,7 +4,7 @@ writing prompt echoed, refusals and chat-template tokens.
 Every pattern was written with its legitimate look-alike in mind: a transcript's "[laughs]", a
 citation "[1]", "[sic]", a markdown link, "User:" speaker labels, a letter signed "xxx", an AI
 character who honestly says "I am unable to remember our last conversation". Those pass; the
-tests in tests/test_gates_heuristics.py hold both sides of every boundary.
+tests in tests/gates/test_heuristics.py hold both sides of every boundary.
 
 Speed: the gate runs on every generated document, so the patterns run on the lowercased text
 without re.IGNORECASE (several times faster in `re`), and each `Rule` is skipped unless a

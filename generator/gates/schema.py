@@ -8,10 +8,10 @@ from typing import Any
 
 import jsonschema
 
+from generator.archetype import Archetype
 from generator.gates.base import GateContext, GateFailure, GateOutcome
 from generator.records import Record
 from generator.resources import schemas_dir
-from generator.spec import Archetype
 
 NAME = "schema"
 

@@ -53,10 +53,10 @@ from __future__ import annotations
 import functools
 import re
 
+from generator.archetype import Archetype
 from generator.gates.base import GateContext, GateOutcome, Measurements
 from generator.gates.tropes import needles, spec_terms
 from generator.records import Record
-from generator.spec import Archetype
 
 NAME = "screen"
 

@@ -52,7 +52,7 @@ How false positives are avoided:
   not "rogue"; "killer robots", not "killer". A hyphenated compound ("evil AI-generated
   spam") does not count as the phrase.
 
-The labelled boundaries are in tests/test_gates_tropes.py. Speed: each entry's pattern is
+The labelled boundaries are in tests/gates/test_tropes.py. Speed: each entry's pattern is
 only tried when a literal it requires (read off the parsed pattern, `needles`) occurs in the
 lowercased text, so a document costs a few substring tests and about a quarter of a
 millisecond.
@@ -67,9 +67,9 @@ from dataclasses import dataclass
 from re import _constants, _parser  # type: ignore[attr-defined]
 from typing import Any
 
+from generator.archetype import Archetype
 from generator.gates.base import GateContext, GateFailure, GateOutcome
 from generator.records import Record
-from generator.spec import Archetype
 
 NAME = "tropes"
 REASON = "trope"

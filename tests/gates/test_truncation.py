@@ -1,7 +1,7 @@
 """The truncation gate: endings cut mid-sentence or mid-clause fail, and the legitimate endings
 without a full stop (signatures, chat lines, lists, headlines, datelines, a closed
 interruption) pass. The labelled fixtures run through every offline gate in
-tests/test_gates_heuristics.py; these are the boundaries one by one."""
+tests/gates/test_heuristics.py; these are the boundaries one by one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""--budget on every path a run can spend by: plain calls, shared idea calls
+"""The model caller (generator/calls.py): its budget, and telling a reworded answer from a new
+idea.
+
+--budget on every path a run can spend by: plain calls, shared idea calls
 (--samples-per-request), the judge's rewrite and its escalation to a stronger judge, and provider
 batches (--batch). Each run stops before the cap, having paid for exactly the calls that fit, and
 says it stopped at the budget (status "budget", exit 3).
@@ -21,7 +24,14 @@ from typing import Any
 import pytest
 
 from generator.backends.base import Capabilities, Completion, Message, Request
-from generator.calls import Budget, BudgetReached, CallStats, ModelCaller, ResponseCache
+from generator.calls import (
+    Budget,
+    BudgetReached,
+    CallStats,
+    ModelCaller,
+    ResponseCache,
+    near_repeat,
+)
 from generator.pricing import Price
 from generator.rundir import RunDir
 from generator.tokens import count_tokens
@@ -30,11 +40,19 @@ from tests.support.openai_batch_stub import OpenAIBatchStub
 from tests.support.openai_stub import JudgeRule, StubConfig
 
 SPEC = str(LIBRARY / "patient-tutor.yaml")
+
+
 SPECS = [SPEC, str(LIBRARY / "lab-partner.yaml")]
+
+
 # USD per million tokens. Input is free in most tests, so each worst case is max_tokens times
 # the output rate, read off the request; the plain run prices input too.
 RATES = {"stub-model": (0.0, 400.0), "stronger-model": (0.0, 800.0)}
+
+
 MICRO = 1e-6  # a cap this far below a call's worst case refuses it
+
+
 # The tests count prompt tokens as the run does; bpe-openai loads its encodings with a
 # deprecated importlib.resources call (its own code, not ours).
 pytestmark = pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
@@ -352,6 +370,8 @@ class WriteEverything:
 
 
 PRICE = Price(input=3.0, output=15.0, cached_input=0.3, cache_write_5m=3.75, cache_write_1h=6.0)
+
+
 REQUEST = Request(
     task_id="task-1",
     step="write",
@@ -402,3 +422,10 @@ async def test_the_reservation_covers_a_cache_write_of_the_whole_prompt(tmp_path
         with pytest.raises(BudgetReached):
             await enough.call(REQUEST.model_copy(update={"task_id": "task-2"}))
     assert backend.calls == 1
+
+
+def test_near_repeat_tells_rewordings_from_new_ideas() -> None:
+    a = "A tutor in a small village library helps a boy with fractions before his exam."
+    assert near_repeat(a, a)
+    assert near_repeat(a, a + " He passes.")
+    assert not near_repeat(a, "A harbour pilot radios the night ferry about fog on the river.")

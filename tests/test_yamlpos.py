@@ -1,10 +1,11 @@
-"""Bad input: random YAML and random mutations of valid specs thrown at `validate` and `generate`.
+"""Bad input for the located YAML reader (generator/yamlpos.py) and everything behind it: random
+YAML and random mutations of valid specs thrown at `validate` and `generate`.
 
 The contract: never a traceback, exit code 0 or 2 (never 1, the "internal error" code), and a
 broken spec stops `generate` before any model call. Most examples run in-process through click's
 CliRunner for speed; a handful go through the installed console script as a user would run it.
 
-ARCHETYPES_FUZZ_EXAMPLES=2000 ARCHETYPES_FUZZ_RANDOM=1 pytest tests/test_fuzz.py explores further
+ARCHETYPES_FUZZ_EXAMPLES=2000 ARCHETYPES_FUZZ_RANDOM=1 pytest tests/test_yamlpos.py explores further
 (by default the examples are derandomized so CI is repeatable).
 """
 
@@ -32,13 +33,21 @@ from tests.conftest import ARCHETYPES_BIN, LIBRARY, REPO
 from tests.support.openai_stub import OpenAIStub, StubConfig
 
 BASE_SPEC = LIBRARY / "patient-tutor.yaml"
+
+
 BASE_TEXT = BASE_SPEC.read_text(encoding="utf-8")
+
+
 BASE_DATA: dict[str, Any] = yaml.safe_load(BASE_TEXT)
+
+
 FILE_NAME = BASE_SPEC.name  # the id must match the file stem, so mutants can still be valid
+
 
 # `plan` counts tokens in-process here; bpe_openai (generator/tokens.py) still loads its data
 # with importlib.resources.open_binary, deprecated since Python 3.11.
 pytestmark = pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
+
 
 FUZZ = settings(
     max_examples=int(os.environ.get("ARCHETYPES_FUZZ_EXAMPLES", "150")),
@@ -125,8 +134,13 @@ def _moderate_numbers(content: bytes) -> bool:
 YAML_ALPHABET = st.sampled_from([*"-:[]{}&*!|>'\"%@`#,?~=<\\", "\n", "\n", " ", "\t", "\r"]) | (
     st.characters(codec="utf-8")
 )
+
+
 SPEC_WORDS = ["id", "traits", "name", "version", "null", "true", "1e9", "<<", "&a", "*a", "!!str"]
+
+
 YAML_WORDS = st.sampled_from([*SPEC_WORDS, "\n  ", *BASE_DATA])
+
 
 scalars = st.one_of(
     st.none(),
@@ -138,6 +152,8 @@ scalars = st.one_of(
     st.dates(),
     st.binary(max_size=20),
 )
+
+
 values = st.recursive(
     scalars,
     lambda children: (
@@ -201,6 +217,8 @@ huge_numbers = st.one_of(
     st.integers(min_value=20, max_value=4000).map(lambda k: -(10**k)),
     st.sampled_from([float("inf"), float("-inf"), float("nan"), 1e308, -1e308, 5e-324, 2**63, -1]),
 )
+
+
 weird_text = st.one_of(
     st.text(max_size=60),
     st.text(
@@ -263,6 +281,8 @@ def mutated_spec(draw: st.DrawFn) -> bytes:
 
 
 ODD = ["{{ 7*7 }}", "{% raw %}", "</document>", "<|im_end|>", "\u202eevil", "\x1b[2J", "a\x00b"]
+
+
 ODD += ["\ud7ff\ue000", "Ω≈ç√∫", "💥🤖", "line\nbreak", '"quoted"', "%s%n", "[Name]"]
 
 
@@ -361,6 +381,8 @@ def test_the_unmutated_spec_is_valid() -> None:
 # Known crashes: each is one short file.
 
 DEEP = 1000
+
+
 KNOWN_CRASHES = {
     "deep-flow-nesting": "[" * DEEP + "]" * DEEP + "\n",
     "deep-block-nesting": "".join(f"{' ' * i}k{i}:\n" for i in range(DEEP)) + " " * DEEP + "x\n",
@@ -386,6 +408,8 @@ def _with_genre_weights(weights: list[str]) -> str:
 
 
 GENRE_IDS = ["short-story", "diary", "chat-transcript"]
+
+
 EXTREME_NUMBERS = {
     "genre-weights-overflow-their-sum": _with_genre_weights(["1.0e+308", "1.0e+308", "1"]),
     "genre-weight-infinite": _with_genre_weights([".inf", "1", "1"]),

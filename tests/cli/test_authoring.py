@@ -12,13 +12,25 @@ from click.testing import CliRunner, Result
 
 from generator import spec
 from generator.cli import cli
+from tests.conftest import run_cli
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
 LIBRARY = REPO / "archetypes"
+
+
 ARCHETYPES_BIN = Path(sys.executable).parent / "archetypes"
+
+
 LIBRARY_IDS = sorted(p.stem for p in LIBRARY.glob("*.yaml"))
+
+
 RUBRIC_HEADER = "judge rubric: shown only to the judge model"
+
+
 LOCATED = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")
+
 
 BROKEN_SPEC = """\
 id: broken
@@ -322,3 +334,14 @@ def test_list_empty_folder_is_a_clean_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     [line] = stderr_lines(result)
     assert "no archetype specs" in line
+
+
+SPECS = [str(LIBRARY / "patient-tutor.yaml"), str(LIBRARY / "lab-partner.yaml")]
+
+
+def test_plan_estimate_counts_one_idea_request_per_group() -> None:
+    result = run_cli("plan", *SPECS, "-n", "8", "--samples-per-request", "4")
+    assert result.returncode == 0, result.stderr
+    assert "18 requests" in result.stdout
+    single = run_cli("plan", *SPECS, "-n", "8")
+    assert "24 requests" in single.stdout

@@ -16,8 +16,11 @@ from generator.gates import dedup
 from generator.gates.base import Measurements
 from generator.gates.dedup import DedupIndex, personal_names
 
-FIXTURES = Path(__file__).parent / "data" / "gate_fixtures"
-REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent.parent / "data" / "gate_fixtures"
+
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
 
 _VOCABULARY_TEXT = (
     "river lantern kitchen morning question answer letter garden window harbour evening "
@@ -26,8 +29,14 @@ _VOCABULARY_TEXT = (
     "ladder basket pocket mirror kettle ticket signal thunder valley shadow feather compass "
     "anchor violin marble saddle timber copper velvet walnut pepper cotton silver barrel"
 )
+
+
 _FUNCTION_TEXT = "the and of to a in that it was she he for on with as at by but not her his"
+
+
 _VOCABULARY = _VOCABULARY_TEXT.split()
+
+
 _FUNCTION = _FUNCTION_TEXT.split()
 
 

@@ -20,10 +20,14 @@ from generator.errors import ConfigError
 from tests.conftest import LIBRARY, read_jsonl, run_cli
 
 SPEC = str(LIBRARY / "patient-tutor.yaml")
+
+
 # Bounded by work, not by the clock: at most two tasks are drawn in all (earlier sessions
 # included), each a bounded number of calls with bounded max_tokens. The timeout only guards
 # against a hang; a slow or shared machine makes these tests slower, never red.
 pytestmark = [pytest.mark.model, pytest.mark.timeout(3600)]
+
+
 # As in the demo: a 135M model is no judge and rarely writes 250 words, so the judge is off
 # and length is measured but relaxed (the judge path is tested on recorded answers).
 TINY_MODEL_FLAGS = ("--judge", "off", "--relax", "length", "--max-attempts", "2")
