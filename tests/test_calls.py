@@ -429,3 +429,58 @@ def test_near_repeat_tells_rewordings_from_new_ideas() -> None:
     assert near_repeat(a, a)
     assert near_repeat(a, a + " He passes.")
     assert not near_repeat(a, "A harbour pilot radios the night ferry about fog on the river.")
+
+
+def test_reservations_of_calls_in_flight_add_up() -> None:
+    budget = Budget(cap=1.0, spent=0.25)
+    budget.reserve(0.5)  # a first call in flight
+    with pytest.raises(BudgetReached) as refused:
+        budget.reserve(0.5)  # 0.25 spent + 0.5 held + 0.5 more > 1.0
+    assert (refused.value.worst_case, refused.value.committed) == (0.5, 0.75)
+    assert budget.reserved == 0.5, "a refused call holds nothing"
+    budget.reserve(0.25)  # exactly up to the cap is allowed
+    assert budget.reserved == 0.75
+
+
+def test_a_reopened_cache_restores_what_was_paid(tmp_path: Path) -> None:
+    """A rerun's budget starts from the cache's spending: every line's cost, list cost, tokens
+    and step totals come back exactly as they were written."""
+
+    def answer(text: str, tokens: int) -> Completion:
+        return Completion(
+            text=text, finish_reason="stop", input_tokens=tokens, output_tokens=7, model="m"
+        )
+
+    def request(task: str, step: str) -> Request:
+        message = Message(role="user", content="x")
+        return Request(
+            task_id=task, step=step, messages=(message,), max_tokens=8, template_version="v"
+        )
+
+    with RunDir(tmp_path / "run") as rundir:
+        cache = ResponseCache(rundir)
+        cache.put("k1", request("t1", "idea"), answer("a", 100), cost=0.5, list_cost=1.0)
+        cache.put("k2", request("t1", "rejudge"), answer("b", 200), cost=0.25, list_cost=0.75)
+        cache.put("k3", request("t2", "rejudge"), answer("c", 300), cost=0.125, list_cost=0.125)
+    with RunDir(tmp_path / "run") as rundir:
+        again = ResponseCache(rundir)
+    assert (again.cost, again.list_cost, again.tokens) == (0.875, 1.875, 621)
+    assert again.get("k2") == answer("b", 200) and again.get("k4") is None
+    assert {step: (t.calls, t.cost) for step, t in again.steps.items()} == {
+        "idea": (1, 0.5),
+        "rejudge": (2, 0.375),
+    }
+    assert again.steps["rejudge"].documents == {"t1", "t2"}, "documents re-judged, by task"
+
+
+def test_the_worst_case_counts_every_answer_asked_for_and_the_batch_price(tmp_path: Path) -> None:
+    prompt = sum(count_tokens(m.content) + 4 for m in REQUEST.messages)
+    with RunDir(tmp_path / "run") as rundir:
+        caller, _ = _caller(rundir, cap=10.0)
+        caller.price = PRICE.model_copy(update={"batch_multiplier": 0.5})
+        four = REQUEST.model_copy(update={"samples": 4})
+        assert caller._worst_case(four) == pytest.approx((prompt * 6.0 + 4 * 500 * 15.0) / 1e6)
+        caller.batch_queue = object()  # type: ignore[assignment]  # queued: the batch price
+        assert caller._worst_case(four) == pytest.approx((prompt * 6.0 + 4 * 500 * 15.0) / 2e6)
+        caller.budget = Budget(cap=None)
+        assert caller._worst_case(four) == 0.0, "no cap: nothing to hold"
