@@ -54,6 +54,9 @@ def hf_env(hub: HubStub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     )
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
+    # hf_xet remembers, per endpoint, which chunks it has uploaded and then skips them. A new
+    # stub on a reused port holds none of them: each test gets its own empty Xet cache.
+    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "xet-cache"))
     yield hub
 
 
