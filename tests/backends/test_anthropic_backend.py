@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,8 +19,9 @@ from tests.support.cassette_server import CassetteServer
 FAKE_KEY = "sk-ant-api03-FAKEKEYFORTESTS0123456789abcdefghijklmnop"
 
 
-def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> None:
-    server = CassetteServer(REPO / "tests" / "data" / "cassettes" / "anthropic_one_document.json")
+def _generate_one(tmp_path: Path, cassette: str) -> tuple[CassetteServer, Path, Any]:
+    """One patient-tutor document from claude-haiku-4-5, replayed from `cassette`."""
+    server = CassetteServer(REPO / "tests" / "data" / "cassettes" / cassette)
     base_url = server.start()
     out = tmp_path / "run"
     try:
@@ -40,6 +42,11 @@ def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> N
         )
     finally:
         server.stop()
+    return server, out, result
+
+
+def test_anthropic_generation_follows_the_recorded_exchange(tmp_path: Path) -> None:
+    server, out, result = _generate_one(tmp_path, "anthropic_one_document.json")
     assert result.returncode == 0, result.stderr
     assert len(server.received) == 7, (
         "429, idea, 529, truncated document, full document, judge, judge reordered"
@@ -129,27 +136,7 @@ def test_cache_writes_are_billed_at_the_write_rate(tmp_path: Path) -> None:
     """Today's responses break cache writes down by lifetime (`usage.cache_creation`): the brief
     and the rubric, written to the 5-minute cache, cost 1.25x the input rate; the cache line of
     each call and the manifest say so, to the dollar."""
-    server = CassetteServer(REPO / "tests" / "data" / "cassettes" / "anthropic_cache_writes.json")
-    base_url = server.start()
-    out = tmp_path / "run"
-    try:
-        result = run_cli(
-            "generate",
-            str(LIBRARY / "patient-tutor.yaml"),
-            "--out",
-            str(out),
-            "-n",
-            "1",
-            "--provider",
-            "anthropic",
-            "--model",
-            "claude-haiku-4-5",
-            "--base-url",
-            base_url,
-            env={"ANTHROPIC_API_KEY": FAKE_KEY},
-        )
-    finally:
-        server.stop()
+    server, out, result = _generate_one(tmp_path, "anthropic_cache_writes.json")
     assert result.returncode == 0, result.stderr
     assert len(server.received) == 4, "idea, document, judge, judge reordered"
 
