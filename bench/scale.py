@@ -18,7 +18,7 @@ pages counted once), sampled every 0.25 s from /proc. Per-document cost is wall 
 
     python -m bench.scale --n 100000 [--workers 2] [--paths baseline inprocess datatrove]
         [--phases build dedup] [--baseline /tmp/base] [--work DIR] [--keep] [--suffix -x]
-    python -m bench.scale make --n 1000000 --out DIR     # just the run directory
+    python -m bench.scale make --n 1000000 --out DIR [--jobs 2]  # just the run directory
     (git archive HEAD | tar -x -C /tmp/base   # the baseline: the code before the change)
 """
 
@@ -191,14 +191,16 @@ def _on_executor(kind: str, run: Path, work: Path, workers: int) -> dict[str, An
 
 
 def _dedup(run: Path, work: Path, options: Any) -> dict[str, Any]:
-    """generator/scale/dedup.py's pass, on a copy of the run (hard links: the pass replaces
-    records.jsonl by a new file, so the original is left as it was)."""
+    """generator/scale/dedup.py's pass, on a copy of the run: records.jsonl hard-linked (the
+    pass replaces it by a new file, so the original is left as it was), the small files copied
+    (the pass appends to rejects.jsonl)."""
     from generator.scale.dedup import dedup_run
 
     copy = work / "run"
     copy.mkdir()
-    for name in ("records.jsonl", "manifest.json", "rejects.jsonl"):
-        os.link(run / name, copy / name)
+    os.link(run / "records.jsonl", copy / "records.jsonl")
+    for name in ("manifest.json", "rejects.jsonl"):
+        shutil.copy(run / name, copy / name)
     summary = dedup_run(copy, options)
     return {"status": summary.status, "kept": summary.records, "removed": summary.removed}
 
@@ -220,14 +222,43 @@ def child(path: str, kind: str, run: Path, workers: int, baseline: Path | None) 
 # The benchmark
 
 
-def bench(args: argparse.Namespace) -> dict[str, Any]:
+def make_parallel(n: int, out: Path, jobs: int) -> dict[str, int]:
+    """bench/postprocess.py's `make_run` in `jobs` processes, each writing its share of the
+    documents with a seed of its own (its duplicates drawn from its own share), joined into
+    one records.jsonl in order with `index` renumbered."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from bench.postprocess import make_run
 
+    shares = [n // jobs + (1 if k < n % jobs else 0) for k in range(jobs)]
+    parts = [out / f"part-{k}" for k in range(jobs)]
+    with ProcessPoolExecutor(jobs) as pool:
+        kinds = list(pool.map(make_run, shares, parts, range(jobs)))
+    index = 0
+    with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
+        for part in parts:
+            with (part / "records.jsonl").open(encoding="utf-8") as lines:
+                for line in lines:
+                    record = json.loads(line)
+                    record["index"] = index
+                    index += 1
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    manifest = json.loads((parts[0] / "manifest.json").read_text())
+    manifest["counts"].update(accepted=n, target=n)
+    manifest["n"] = n
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    shutil.copy(parts[0] / "rejects.jsonl", out / "rejects.jsonl")
+    for part in parts:
+        shutil.rmtree(part)
+    return {kind: sum(k[kind] for k in kinds) for kind in kinds[0]}
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
     run = args.work / f"run-{args.n}"
     made: dict[str, Any] = {}
     if not (run / "records.jsonl").exists():
         started = time.monotonic()
-        made["kinds"] = make_run(args.n, run)
+        made["kinds"] = make_parallel(args.n, run, args.workers)
         made["make_s"] = round(time.monotonic() - started, 1)
     made["records_mib"] = round((run / "records.jsonl").stat().st_size / 2**20, 1)
     results: dict[str, Any] = {"documents": args.n, "workers": args.workers, **made}
@@ -281,6 +312,7 @@ def main() -> None:
     make = sub.add_parser("make")
     make.add_argument("--n", type=int, required=True)
     make.add_argument("--out", type=Path, required=True)
+    make.add_argument("--jobs", type=int, default=2)
     one = sub.add_parser("phase")
     one.add_argument("--path", choices=["inprocess", "datatrove"], required=True)
     one.add_argument("--kind", choices=["dedup", "checks", "stats", "build"], required=True)
@@ -296,9 +328,7 @@ def main() -> None:
     parser.add_argument("--suffix", default="", help="added to the results file's name")
     args = parser.parse_args()
     if args.command == "make":
-        from bench.postprocess import make_run
-
-        print(json.dumps(make_run(args.n, args.out)))
+        print(json.dumps(make_parallel(args.n, args.out, args.jobs)))
         return
     if args.command == "phase":
         print(json.dumps(run_phase(args.path, args.kind, args.run, args.workers)))

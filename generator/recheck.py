@@ -4,6 +4,12 @@ without regenerating anything.
 The verdicts go to DIR/checks/<judge-model>.jsonl (one line per record). With `apply`, records
 that now fail move from records.jsonl to rejects.jsonl and the kept ones carry the new verdict;
 a later `generate` with the same options then tops the run back up to N.
+
+`check_on_executor` is the same check with the judge off, at corpus scale: the gates that judge
+a document on its own (tropes, truncation, heuristics, screen) as a datatrove pipeline on an
+executor (generator/scale/steps.py), streaming, to the same verdicts file in the same shape.
+Near-duplicates are left to `archetypes dedup`, and kept records stay as they were, byte for
+byte (in process they are written again with the measurements of this check).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from generator.archetype import Archetype
 from generator.backends.base import BackendConfig
@@ -24,6 +30,13 @@ from generator.records import Record, make_reject
 from generator.rundir import RECORDS, RunDir
 from generator.session import judging
 from generator.spec import load_specs
+
+if TYPE_CHECKING:
+    from generator.scale.executors import ExecutorOptions
+
+OFFLINE = "offline"  # the verdicts file's name when the judge is off
+CHECK_STEP = "check"  # the step of the rejects `--apply` writes
+WORK = "check"  # the executor pass's scratch folder, RUN/work/check
 
 
 @dataclass
@@ -115,11 +128,11 @@ async def _check_all(
             gatekeeper.keep(review.record)
         else:
             dropped.append((record, review.failures[0]))
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_model or "offline").strip("-") or "judge"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", judge_model or OFFLINE).strip("-") or "judge"
     report = rundir.write_jsonl(f"checks/{slug}.jsonl", report_lines)
     if apply:
         for record, failure in dropped:
-            reject = make_reject(record, "check", failure.reason, failure.detail, record.text)
+            reject = make_reject(record, CHECK_STEP, failure.reason, failure.detail, record.text)
             rundir.append_reject(reject)
         rundir.write_jsonl(RECORDS, [r.model_dump(mode="json") for r in kept])
     failed = Counter(failure.reason for _, failure in dropped)
@@ -150,3 +163,32 @@ def run_check(
     return asyncio.run(
         recheck(run_dir, judge_config, judge_mode, relax, specs, apply, prices_file, escalate)
     )
+
+
+def check_on_executor(
+    run_dir: Path,
+    options: ExecutorOptions,
+    relax: frozenset[str],
+    specs: Sequence[Path] = (),
+    apply: bool = False,
+) -> CheckSummary:
+    """`archetypes check RUN --judge off --executor KIND`: the per-document gates on the
+    executor (see the module docstring); their verdicts in checks/offline.jsonl, and with
+    `apply` the failing records moved to rejects.jsonl streaming (generator/scale/apply.py)."""
+    from generator.scale.apply import move_failing
+    from generator.scale.steps import check_corpus
+
+    if not (run_dir / RECORDS).exists():
+        raise UserError(f"{run_dir}: no records.jsonl to check")
+    options.require_runtime()
+    with RunDir(run_dir) as rundir:
+        report = rundir.path / "checks" / f"{OFFLINE}.jsonl"
+        rundir.remove_work(WORK)  # a killed pass's tasks read records that may have changed
+        work = rundir.work_dir(WORK).resolve()
+        given = [Path(p).resolve() for p in specs]
+        counts = check_corpus(rundir.path.resolve(), report, work, options, given, relax)
+        passed = counts.pop("passed", 0)
+        if apply and counts:  # nothing failed: records.jsonl stays untouched
+            move_failing(rundir, report, CHECK_STEP)
+        rundir.remove_work(WORK)
+    return CheckSummary(passed + counts.total(), passed, counts, report, apply, None)

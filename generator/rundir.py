@@ -5,8 +5,8 @@ batches.jsonl (append-only, one JSON object per line, flushed as each result arr
 (held with filelock while a process works here; the kernel drops it if the process dies, even
 by SIGKILL) and .lock.holder (who holds it, for the refusal message: filelock truncates the lock
 file each time it opens it, so the holder cannot be written there).
-A line cut short by a kill is trimmed the next time the run is opened for writing, so no file
-stays corrupt; a read-only view skips such a line instead.
+A line cut short by a kill is trimmed the next time the run is opened for writing; a read-only
+view skips such a line instead.
 
 Two doors: `RunDir` (a context manager: locked, repaired, writable) for generate, check, batch
 and merge's output; `read_run` (a `RunView`: no lock, no repair, read-only) for build, merge's
@@ -404,15 +404,8 @@ class RunDir(RunView):
 
     def write_jsonl(self, name: str, rows: Iterable[dict[str, Any]]) -> Path:
         """Replace a whole JSONL file (e.g. after `check --apply`) atomically."""
-        target = self.path / name
-        appender = self._appenders.pop(name, None)
-        if appender is not None:
-            appender.close()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _replace_atomically(
-            target, lambda h: h.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-        )
-        return target
+        (self.path / name).parent.mkdir(parents=True, exist_ok=True)
+        return self.replace_lines(name, (json.dumps(r, ensure_ascii=False) for r in rows))
 
     def write_manifest(self, manifest: Manifest) -> None:
         """Replace manifest.json atomically: readers see the old or the new one, never half."""
@@ -428,10 +421,12 @@ def _replace_atomically(target: Path, write: Any) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
-    except OSError as exc:
+    except BaseException as exc:  # a disk error, or the writer gave up: nothing left behind
         with contextlib.suppress(OSError):
             temporary.unlink()
-        raise disk_error(target, exc) from None
+        if isinstance(exc, OSError):
+            raise disk_error(target, exc) from None
+        raise
 
 
 def _repair(path: Path) -> None:

@@ -8,8 +8,8 @@ import click
 
 from generator.backends.base import BackendConfig
 from generator.cli.exits import EXIT_SHORT
-from generator.cli.options import judge_options, positive, spec_paths
-from generator.cli.providers import JudgeFlags, choose_provider
+from generator.cli.options import judge_options, model_options, positive, spec_paths
+from generator.cli.providers import JudgeFlags, ModelFlags
 from generator.resources import probe_library_dir
 
 
@@ -21,22 +21,9 @@ from generator.resources import probe_library_dir
     required=True,
     help="Eval directory (created if missing; a rerun into it resumes and pays nothing twice).",
 )
-@click.option(
-    "--provider",
-    type=click.Choice(["local", "openai", "anthropic"]),
-    default=None,
-    help="Default: openai with --base-url or OPENAI_API_KEY, anthropic with "
-    "ANTHROPIC_API_KEY, else the embedded local model.",
-)
-@click.option("--model", default=None, help="The model under test (local: a .gguf path).")
-@click.option(
-    "--base-url",
-    "base_urls",
-    multiple=True,
-    help="OpenAI-compatible server of the model under test (vLLM, llama.cpp, Ollama...).",
-)
-@click.option(
-    "--chat-format", default=None, help="Local GGUF models only: llama-cpp-python's chat format."
+@model_options(
+    model_help="The model under test (local: a .gguf path).",
+    base_url_help="OpenAI-compatible server of the model under test (vLLM, llama.cpp, Ollama...).",
 )
 @click.option(
     "--baseline",
@@ -88,10 +75,7 @@ from generator.resources import probe_library_dir
 def eval_command(
     probes: tuple[Path, ...],
     out: Path,
-    provider: str | None,
-    model: str | None,
-    base_urls: tuple[str, ...],
-    chat_format: str | None,
+    model: ModelFlags,
     baseline: str | None,
     specs: tuple[Path, ...],
     judge: JudgeFlags,
@@ -118,7 +102,7 @@ def eval_command(
             "eval reads each open answer once; drop the --judge-escalate-* options",
             param_hint="--judge-escalate-model",
         )
-    config = _model_config(provider, model, base_urls, chat_format, timeout)
+    config = model.config(timeout)
     baseline_dir, baseline_model = _baseline(baseline, config, out)
     options = EvalOptions(
         probe_paths=tuple(probes) or (probe_library_dir(),),
@@ -144,29 +128,6 @@ def eval_command(
             "some answers never came (or never reached the judge): rerun the same command to finish"
         )
         raise SystemExit(EXIT_SHORT)
-
-
-def _model_config(
-    provider: str | None,
-    model: str | None,
-    base_urls: tuple[str, ...],
-    chat_format: str | None,
-    timeout: float,
-) -> BackendConfig:
-    chosen = choose_provider(provider, base_urls)
-    if chat_format is not None and chosen != "local":
-        raise click.BadParameter(
-            "only for --provider local (a server applies its own template)",
-            param_hint="--chat-format",
-        )
-    return BackendConfig(
-        provider=chosen,
-        model=model,
-        base_url=base_urls[0] if base_urls else None,
-        fleet=tuple(base_urls[1:]),
-        timeout=timeout,
-        chat_format=chat_format,
-    )
 
 
 def _baseline(

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from generator import spec
-from generator.backends.base import BackendConfig
 from generator.cli.exits import EXIT_INTERRUPTED, EXIT_SHORT, EXIT_USER_ERROR
 from generator.cli.options import (
     judge_options,
+    model_options,
     paths_argument,
     positive,
     relax_option,
     samples_option,
     spec_paths,
 )
-from generator.cli.providers import JudgeFlags, choose_provider
+from generator.cli.providers import JudgeFlags, ModelFlags
 from generator.cli.scale import IN_PROCESS, echo_pending, executor_options, options_from
 from generator.errors import ConfigError
 from generator.gates import JudgeMode
@@ -80,30 +80,7 @@ def _resolve_shard(flag: str | None, count: int | None) -> tuple[int, int] | Non
     callback=positive,
     help="Accepted documents wanted (default: the sum of the specs' targets.documents).",
 )
-@click.option(
-    "--provider",
-    type=click.Choice(["local", "openai", "anthropic"]),
-    default=None,
-    help="Default: openai with --base-url or OPENAI_API_KEY, anthropic with "
-    "ANTHROPIC_API_KEY, else the embedded local model.",
-)
-@click.option(
-    "--model",
-    default=None,
-    help="Model name; for local, a path to a .gguf file (default: embedded SmolLM2).",
-)
-@click.option(
-    "--base-url",
-    "base_urls",
-    multiple=True,
-    help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama).",
-)
-@click.option(
-    "--chat-format",
-    default=None,
-    help="Local GGUF models: llama-cpp-python's chat format (chatml, gemma, llama-3...); "
-    "default: the file's own template.",
-)
+@model_options()
 @click.option(
     "--brief",
     type=click.Choice(["full", "compact"]),
@@ -187,10 +164,7 @@ def generate(
     paths: tuple[Path, ...],
     out: Path,
     count: int | None,
-    provider: str | None,
-    model: str | None,
-    base_urls: tuple[str, ...],
-    chat_format: str | None,
+    model: ModelFlags,
     brief: BriefStyle | None,
     concurrency: int,
     seed: int,
@@ -213,7 +187,7 @@ def generate(
     # Every flag is checked before any spec, model or run directory is opened.
     if budget is not None and budget <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--budget")
-    writer = _writer_config(provider, model, base_urls, chat_format, timeout)
+    writer = model.config(timeout)
     judge_backend = judge.judge(writer, timeout)
     escalate = judge.escalate(judge_backend or writer, timeout)
     sharding = _resolve_shard(shard, shard_count)
@@ -242,30 +216,6 @@ def generate(
         max_attempts=max_attempts,
     )
     _finish(run(archetypes, options), relax, judge.mode)
-
-
-def _writer_config(
-    provider: str | None,
-    model: str | None,
-    base_urls: tuple[str, ...],
-    chat_format: str | None,
-    timeout: float,
-) -> BackendConfig:
-    """The writer's backend from --provider, --model, --base-url and --chat-format."""
-    chosen = choose_provider(provider, base_urls)
-    if chat_format is not None and chosen != "local":
-        raise click.BadParameter(
-            "only for --provider local (a server applies its own template)",
-            param_hint="--chat-format",
-        )
-    return BackendConfig(
-        provider=chosen,
-        model=model,
-        base_url=base_urls[0] if base_urls else None,
-        fleet=tuple(base_urls[1:]),
-        timeout=timeout,
-        chat_format=chat_format,
-    )
 
 
 def _shard_share(n: int, out: Path, samples: int, sharding: tuple[int, int]) -> tuple[int, Path]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
 
 import click
 
-from generator.cli.providers import JudgeFlags
+from generator.cli.providers import JudgeFlags, ModelFlags
 from generator.gates.heuristics import CHECKS as HEURISTIC_CHECKS
 from generator.resources import library_dir
 
@@ -53,16 +54,52 @@ relax_option = click.option(
 )
 
 
+_WRITER_MODEL_HELP = "Model name; for local, a path to a .gguf file (default: embedded SmolLM2)."
+_WRITER_BASE_URL_HELP = (
+    "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama)."
+)
+
+
+def _provider_option(flag: str, help_text: str) -> Any:
+    """An option naming a provider (unset: the command picks one)."""
+    return click.option(
+        flag, type=click.Choice(["local", "openai", "anthropic"]), default=None, help=help_text
+    )
+
+
+def model_options(
+    model_help: str = _WRITER_MODEL_HELP, base_url_help: str = _WRITER_BASE_URL_HELP
+) -> Any:
+    """Add --provider, --model, --base-url (repeatable: the first is the server, the rest its
+    fleet) and --chat-format; the command receives them as one `model: ModelFlags` argument.
+    The help of --model and --base-url says which model they name (the writer by default)."""
+    options = [
+        _provider_option(
+            "--provider",
+            "Default: openai with --base-url or OPENAI_API_KEY, anthropic with "
+            "ANTHROPIC_API_KEY, else the embedded local model.",
+        ),
+        click.option("--model", default=None, help=model_help),
+        click.option("--base-url", "base_urls", multiple=True, help=base_url_help),
+        click.option(
+            "--chat-format",
+            default=None,
+            help="Local GGUF models only: llama-cpp-python's chat format (chatml, gemma, "
+            "llama-3...); default: the file's own template.",
+        ),
+    ]
+
+    def decorate(command: Any) -> Any:
+        return _bundled(command, options, ModelFlags, into="model")
+
+    return decorate
+
+
 def judge_options(command: Any) -> Any:
     """Add the --judge-* options (the judge and the stronger judge it escalates to); the command
     receives them as one `judge: JudgeFlags` argument."""
     options = [
-        click.option(
-            "--judge-provider",
-            type=click.Choice(["local", "openai", "anthropic"]),
-            default=None,
-            help="Judge's provider (default: the writer's).",
-        ),
+        _provider_option("--judge-provider", "Judge's provider (default: the writer's)."),
         click.option("--judge-model", default=None, help="Judge's model (default: the writer's)."),
         click.option("--judge-base-url", default=None, help="Judge's OpenAI-compatible server."),
         click.option(
@@ -81,11 +118,9 @@ def judge_options(command: Any) -> Any:
             "its two readings in different rubric orders disagree or are unsure); its verdict "
             "stands.",
         ),
-        click.option(
+        _provider_option(
             "--judge-escalate-provider",
-            type=click.Choice(["local", "openai", "anthropic"]),
-            default=None,
-            help="The stronger judge's provider (default: openai with "
+            "The stronger judge's provider (default: openai with "
             "--judge-escalate-base-url, else the judge's).",
         ),
         click.option(
@@ -95,26 +130,22 @@ def judge_options(command: Any) -> Any:
         ),
     ]
 
-    decorated = _as_judge_flags(command)
+    return _bundled(command, options, JudgeFlags, into="judge", prefix="judge_")
+
+
+def _bundled(
+    command: Any, options: list[Any], flags: type[Any], into: str, prefix: str = ""
+) -> Any:
+    """Add the options to a command, which receives their values as one `into` argument: the
+    dataclass `flags`, whose field F is the value of the option whose parameter is prefix + F."""
+
+    @functools.wraps(command)
+    def with_flags(**params: Any) -> Any:
+        values = {f.name: params.pop(prefix + f.name) for f in dataclasses.fields(flags)}
+        params[into] = flags(**values)
+        return command(**params)
+
+    decorated = with_flags
     for option in reversed(options):
         decorated = option(decorated)
     return decorated
-
-
-def _as_judge_flags(command: Any) -> Any:
-    """Wrap a command so that it gets the seven --judge-* values as one JudgeFlags."""
-
-    @functools.wraps(command)
-    def with_judge_flags(**params: Any) -> Any:
-        params["judge"] = JudgeFlags(
-            provider=params.pop("judge_provider"),
-            model=params.pop("judge_model"),
-            base_url=params.pop("judge_base_url"),
-            mode=params.pop("judge_mode"),
-            escalate_model=params.pop("judge_escalate_model"),
-            escalate_provider=params.pop("judge_escalate_provider"),
-            escalate_base_url=params.pop("judge_escalate_base_url"),
-        )
-        return command(**params)
-
-    return with_judge_flags

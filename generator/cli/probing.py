@@ -9,8 +9,8 @@ import click
 
 from generator import spec
 from generator.cli.exits import EXIT_SHORT
-from generator.cli.generation import _writer_config
-from generator.cli.options import paths_argument, positive, spec_paths
+from generator.cli.options import model_options, paths_argument, positive, spec_paths
+from generator.cli.providers import ModelFlags
 
 
 @click.command("probes")
@@ -31,29 +31,7 @@ from generator.cli.options import paths_argument, positive, spec_paths
     callback=positive,
     help="Items of each kind (choice and open) per trait.",
 )
-@click.option(
-    "--provider",
-    type=click.Choice(["local", "openai", "anthropic"]),
-    default=None,
-    help="Default: openai with --base-url or OPENAI_API_KEY, anthropic with "
-    "ANTHROPIC_API_KEY, else the embedded local model.",
-)
-@click.option(
-    "--model",
-    default=None,
-    help="Model name; for local, a path to a .gguf file (default: embedded SmolLM2).",
-)
-@click.option(
-    "--base-url",
-    "base_urls",
-    multiple=True,
-    help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vLLM, llama.cpp, Ollama).",
-)
-@click.option(
-    "--chat-format",
-    default=None,
-    help="Local GGUF models: llama-cpp-python's chat format; default: the file's own template.",
-)
+@model_options()
 @click.option(
     "--concurrency",
     type=int,
@@ -90,10 +68,7 @@ def probes_command(
     paths: tuple[Path, ...],
     out: Path,
     per_trait: int,
-    provider: str | None,
-    model: str | None,
-    base_urls: tuple[str, ...],
-    chat_format: str | None,
+    model: ModelFlags,
     concurrency: int,
     seed: int,
     budget: float | None,
@@ -109,7 +84,7 @@ def probes_command(
     job = ProbeJob(
         out=out,
         per_trait=per_trait,
-        backend=_writer_config(provider, model, base_urls, chat_format, timeout),
+        backend=model.config(timeout),
         concurrency=concurrency,
         seed=seed,
         budget=budget,

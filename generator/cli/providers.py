@@ -1,4 +1,5 @@
-"""Which provider and model the writer, the judge and the stronger judge use, from the flags."""
+"""Which provider and model the writer (or the model under test), the judge and the stronger
+judge use, from the flags."""
 
 from __future__ import annotations
 
@@ -24,6 +25,34 @@ def choose_provider(provider: str | None, base_urls: tuple[str, ...]) -> str:
     if os.environ.get("ANTHROPIC_API_KEY"):
         return "anthropic"
     return "local"
+
+
+@dataclass(frozen=True)
+class ModelFlags:
+    """The --provider, --model, --base-url and --chat-format options of one command line, as one
+    value: the writer's (or the model under test's) backend."""
+
+    provider: str | None
+    model: str | None
+    base_urls: tuple[str, ...]
+    chat_format: str | None
+
+    def config(self, timeout: float) -> BackendConfig:
+        """The backend these flags name; the first --base-url is the server, the rest its fleet."""
+        chosen = choose_provider(self.provider, self.base_urls)
+        if self.chat_format is not None and chosen != "local":
+            raise click.BadParameter(
+                "only for --provider local (a server applies its own template)",
+                param_hint="--chat-format",
+            )
+        return BackendConfig(
+            provider=chosen,
+            model=self.model,
+            base_url=self.base_urls[0] if self.base_urls else None,
+            fleet=self.base_urls[1:],
+            timeout=timeout,
+            chat_format=self.chat_format,
+        )
 
 
 def judge_config(

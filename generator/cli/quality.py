@@ -4,16 +4,21 @@ report on a run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from generator.backends.base import BackendConfig
 from generator.cli.options import judge_options, positive, relax_option
 from generator.cli.providers import JudgeFlags, choose_provider
+from generator.cli.scale import IN_PROCESS, executor_options, options_from
 from generator.errors import UserError
 from generator.resources import library_dir
 from generator.rundir import read_run
+
+if TYPE_CHECKING:
+    from generator.recheck import CheckSummary
 
 
 @click.command()
@@ -34,6 +39,7 @@ from generator.rundir import read_run
 )
 @click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
 @click.option("--timeout", type=float, default=600.0, show_default=True)
+@executor_options(extra=(IN_PROCESS,), default=IN_PROCESS)
 def check(
     run_dir: Path,
     judge: JudgeFlags,
@@ -42,19 +48,57 @@ def check(
     apply: bool,
     prices: Path | None,
     timeout: float,
+    **executor: Any,
 ) -> None:
-    """Run the gates again over an existing run, e.g. with a stronger judge."""
-    from generator.recheck import run_check
+    """Run the gates again over an existing run, e.g. with a stronger judge.
 
+    With --judge off and --executor local, slurm or ray, the offline gates that judge a document
+    on its own (tropes, truncation, heuristics, screen) run as a datatrove pipeline cut into
+    tasks, reading the records streaming: for corpora too big for one process. Near-duplicates
+    are not checked on that path (`archetypes dedup RUN` removes them), and the judge runs
+    only in process.
+    """
+    from generator.recheck import check_on_executor, run_check
+
+    kind = executor["executor"]
+    if kind != IN_PROCESS:
+        if judge.mode != "off":
+            raise UserError(
+                f"the judge runs only in process: drop --executor {kind}, or pass --judge off "
+                "to run the offline gates on the executor"
+            )
+        options = options_from(executor)
+        summary = check_on_executor(run_dir, options, frozenset(relax), specs, apply)
+        where = f" on the {kind} executor, near-duplicates not checked (`archetypes dedup`)"
+        _echo_check(summary, where)
+        return
+    _refuse_resources(executor)
     writer = _writer_from_manifest(run_dir)
     judge_backend = judge.judge(writer, timeout) or writer
     escalate = judge.escalate(judge_backend, timeout)
     summary = run_check(
         run_dir, judge_backend, judge.mode, frozenset(relax), specs, apply, prices, escalate
     )
+    _echo_check(summary, "")
+
+
+def _refuse_resources(executor: dict[str, Any]) -> None:
+    """The executor's resource flags (--workers, --partition...) mean nothing in process."""
+    context = click.get_current_context()
+    for param in context.command.params:
+        if param.name not in executor or param.name == "executor":
+            continue
+        if context.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT):
+            raise UserError(
+                f"{param.opts[0]} is an executor setting: add --judge off --executor local (or "
+                "slurm, ray) to run the check as a datatrove pipeline, or drop it"
+            )
+
+
+def _echo_check(summary: CheckSummary, where: str) -> None:
     reasons = ", ".join(f"{k} {v}" for k, v in summary.failed.most_common()) or "none"
     click.echo(
-        f"checked {summary.checked} documents with judge {summary.judge_model or 'off'}: "
+        f"checked {summary.checked} documents with judge {summary.judge_model or 'off'}{where}: "
         f"{summary.passed} pass, {summary.checked - summary.passed} fail ({reasons})"
     )
     for line in _judge_passes_lines(summary.judge_passes):

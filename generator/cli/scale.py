@@ -74,13 +74,14 @@ _RESOURCE_OPTIONS = [
 ]
 
 
-def executor_options(extra: tuple[str, ...] = ()) -> Callable[[Any], Any]:
+def executor_options(extra: tuple[str, ...] = (), default: str = "local") -> Callable[[Any], Any]:
     """The click options of a corpus-wide pass; `extra` adds choices to --executor (merge's
-    `in-process`). The command receives them as keyword arguments for `options_from`."""
+    `in-process`), `default` is the one without the flag. The command receives them as keyword
+    arguments for `options_from`."""
     executor = click.option(
         "--executor",
         type=click.Choice((*EXECUTOR_CHOICES, *extra)),
-        default="local",
+        default=default,
         show_default=True,
         help="Where the datatrove pipeline runs: this machine's processes, Slurm array jobs "
         "(submitted with sbatch), or a Ray cluster (needs the `ray` extra).",

@@ -252,11 +252,13 @@ def _check_prompt_echo(doc: _Doc) -> str | None:
         return f"the writing prompt echoed: {_quote_match(doc.text, match)}"
     runs = rules.description_runs(doc.genre_description) if doc.genre_description else frozenset()
     if runs:
+        # The document's runs of ECHO_RUN words, made and looked up in C (zip, isdisjoint);
+        # the loop that finds which run it was only runs on a hit.
         words = doc.words
-        for i in range(len(words) - rules.ECHO_RUN + 1):
-            run = tuple(words[i : i + rules.ECHO_RUN])
-            if run in runs:
-                return f'the genre\'s description from the prompt echoed: "{" ".join(run)}"'
+        windows = [words[i:] for i in range(rules.ECHO_RUN)]
+        if not runs.isdisjoint(zip(*windows, strict=False)):
+            run = next(run for run in zip(*windows, strict=False) if run in runs)
+            return f'the genre\'s description from the prompt echoed: "{" ".join(run)}"'
     return None
 
 

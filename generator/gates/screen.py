@@ -55,7 +55,8 @@ import re
 
 from generator.archetype import Archetype
 from generator.gates.base import GateContext, GateOutcome, Measurements
-from generator.gates.tropes import needles, spec_terms
+from generator.gates.prefilter import Prefilter
+from generator.gates.tropes import spec_terms
 from generator.records import Record
 
 NAME = "screen"
@@ -217,21 +218,25 @@ _NEGATION_CHARS = 40
 
 
 @functools.cache
-def _compiled() -> tuple[
-    tuple[str, tuple[tuple[re.Pattern[str], frozenset[str] | None], ...]], ...
-]:
-    """Each theme's patterns with the strings one of which must occur for it to match."""
-    return tuple(
-        (theme, tuple((re.compile(p), needles(p)) for p in patterns))
-        for theme, patterns in THEMES.items()
-    )
+def _compiled() -> tuple[tuple[str, tuple[tuple[int, re.Pattern[str]], ...]], ...]:
+    """Each theme's patterns, numbered across the themes for `_prefilter`."""
+    numbered, out = 0, []
+    for theme, patterns in THEMES.items():
+        out.append((theme, tuple((numbered + i, re.compile(p)) for i, p in enumerate(patterns))))
+        numbered += len(patterns)
+    return tuple(out)
+
+
+@functools.cache
+def _prefilter() -> Prefilter:
+    return Prefilter([pattern for _, patterns in _compiled() for _, pattern in patterns])
 
 
 def _touches(
-    patterns: tuple[tuple[re.Pattern[str], frozenset[str] | None], ...], text: str
+    patterns: tuple[tuple[int, re.Pattern[str]], ...], text: str, candidates: frozenset[int]
 ) -> bool:
-    for pattern, required in patterns:
-        if required and not any(n in text for n in required):
+    for index, pattern in patterns:
+        if index not in candidates:
             continue
         for match in pattern.finditer(text):
             if not _NEGATED.search(text, max(0, match.start() - _NEGATION_CHARS), match.start()):
@@ -251,7 +256,8 @@ def _spec_phrases(tropes_to_avoid: tuple[str, ...]) -> re.Pattern[str] | None:
 def themes(text: str, archetype: Archetype | None = None) -> tuple[str, ...]:
     """The themes the text touches, in `THEMES` order, then "spec-phrase"."""
     lowered = text.lower().replace("’", "'")
-    found = [theme for theme, patterns in _compiled() if _touches(patterns, lowered)]
+    candidates = _prefilter().candidates(lowered)
+    found = [t for t, patterns in _compiled() if _touches(patterns, lowered, candidates)]
     if archetype is not None:
         phrases = _spec_phrases(archetype.tropes_to_avoid)
         if phrases is not None and phrases.search(lowered):

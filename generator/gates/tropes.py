@@ -52,10 +52,8 @@ How false positives are avoided:
   not "rogue"; "killer robots", not "killer". A hyphenated compound ("evil AI-generated
   spam") does not count as the phrase.
 
-The labelled boundaries are in tests/gates/test_tropes.py. Speed: each entry's pattern is
-only tried when a literal it requires (read off the parsed pattern, `needles`) occurs in the
-lowercased text, so a document costs a few substring tests and about a quarter of a
-millisecond.
+The labelled boundaries are in tests/gates/test_tropes.py. Speed: one pass of
+generator/gates/prefilter.py over the text names the entries that may match; only those run.
 """
 
 from __future__ import annotations
@@ -64,11 +62,10 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from re import _constants, _parser  # type: ignore[attr-defined]
-from typing import Any
 
 from generator.archetype import Archetype
 from generator.gates.base import GateContext, GateFailure, GateOutcome
+from generator.gates.prefilter import Prefilter
 from generator.records import Record
 
 NAME = "tropes"
@@ -276,53 +273,14 @@ def _compile(entry: Trope) -> re.Pattern[str]:
     return re.compile(body, 0 if entry.cased else re.IGNORECASE)
 
 
-def needles(pattern: str, flags: int = 0) -> frozenset[str] | None:
-    """Lowercase strings of which at least one occurs in any text the pattern matches (None:
-    no such guarantee), read off the parsed pattern: a run of literals in a sequence, the
-    union over the branches of an alternation. A cheap `in` test on them skips most entries
-    for most documents."""
-    try:
-        tree = _parser.parse(pattern, flags)
-    except Exception:  # a private module; without it, every entry is simply tried
-        return None
-    found = _sequence_needles(list(tree))
-    return found if found and min(map(len, found)) >= 2 else None
-
-
-def _sequence_needles(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
-    best: frozenset[str] | None = None
-    run: list[str] = []
-
-    def consider(candidates: frozenset[str] | None) -> None:
-        nonlocal best
-        if candidates and (best is None or min(map(len, candidates)) > min(map(len, best))):
-            best = candidates
-
-    for op, value in items:
-        if op is _constants.LITERAL:
-            run.append(chr(value).lower())
-            continue
-        consider(frozenset({"".join(run)}) if run else None)
-        run = []
-        if op is _constants.SUBPATTERN:
-            consider(_sequence_needles(list(value[-1])))
-        elif op is _constants.BRANCH:
-            branches = [_sequence_needles(list(b)) for b in value[1]]
-            if all(branches):
-                consider(frozenset().union(*(b for b in branches if b)))
-        elif op in (_constants.MAX_REPEAT, _constants.MIN_REPEAT) and value[0] >= 1:
-            consider(_sequence_needles(list(value[2])))
-    consider(frozenset({"".join(run)}) if run else None)
-    return best
+@functools.cache
+def _catalogue() -> tuple[tuple[Trope, re.Pattern[str]], ...]:
+    return tuple((entry, _compile(entry)) for entry in CATALOGUE)
 
 
 @functools.cache
-def _catalogue() -> tuple[tuple[Trope, re.Pattern[str], frozenset[str] | None], ...]:
-    out = []
-    for entry in CATALOGUE:
-        pattern = _compile(entry)
-        out.append((entry, pattern, needles(pattern.pattern, pattern.flags)))
-    return tuple(out)
+def _prefilter() -> Prefilter:
+    return Prefilter([pattern for _, pattern in _catalogue()])
 
 
 @functools.cache
@@ -374,10 +332,10 @@ def find_tropes(text: str, archetype: Archetype | None = None) -> list[tuple[str
     """(label, quote) for each distinct trope the text names, catalogue first."""
     # Line starts matter for `mid_sentence`, so newlines survive the normalisation.
     normal = "\n".join(_normalise(line) for line in text.splitlines())
-    lowered = normal.lower()
+    candidates = _prefilter().candidates(normal)
     found: dict[str, str] = {}
-    for entry, pattern, needles in _catalogue():
-        if entry.label in found or (needles and not any(n in lowered for n in needles)):
+    for index, (entry, pattern) in enumerate(_catalogue()):
+        if entry.label in found or index not in candidates:
             continue
         for match in pattern.finditer(normal):
             if entry.mid_sentence and _starts_sentence(normal, match.start()):

@@ -11,7 +11,7 @@ in its 1/world_size of records.jsonl, so joining the tasks' outputs by rank keep
   screen): one implementation of every check, used in-run and here. Near-duplicates are the
   corpus-wide MinHash pass's job (generator/scale/minhash.py), the judge costs calls, and the
   schema is checked on reading. Each task writes its verdicts (`verdicts/NNNNN.jsonl`);
-  `join_verdicts` joins them.
+  `join_verdicts` joins them (for `archetypes check --executor`, in its verdicts file's shape).
 - `StatsStep` gathers `generator.stats.CorpusStats` over its records and saves them as a part
   (`stats/NNNNN.pickle`); `merge_stats` merges the parts in rank order
   (`CorpusStats.merge`: counts, sums and samples exact, sketches within their bounds).
@@ -70,16 +70,19 @@ def records_of(data: DocumentsPipeline) -> Iterator[Record]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The per-document gates' verdict on one record, as one line of a verdicts file."""
+    """The per-document gates' verdict on one record, as one line of a verdicts file. `judge`
+    is the judge's verdict the record already carries (these gates do not call the judge)."""
 
     id: str
     passed: bool
     failures: tuple[dict[str, str], ...]
     screen: tuple[str, ...]
+    judge: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         line = {"id": self.id, "passed": self.passed, "failures": list(self.failures)}
-        return json.dumps({**line, "screen": list(self.screen)}, ensure_ascii=False)
+        extra = {"screen": list(self.screen), "judge": self.judge}
+        return json.dumps({**line, **extra}, ensure_ascii=False)
 
 
 class DocumentChecks:
@@ -109,6 +112,7 @@ class DocumentChecks:
                 {"gate": f.gate, "reason": f.reason, "detail": f.detail} for f in review.failures
             ),
             screen=tuple(checks.screen) if checks and checks.screen else (),
+            judge=record.judge.model_dump(mode="json") if record.judge else None,
         )
 
     def close(self) -> None:
@@ -153,18 +157,31 @@ class CheckStep(PipelineStep):
             checks.close()
 
 
-def join_verdicts(folder: Path, world_size: int, target: Path) -> Counter[str]:
+def join_verdicts(
+    folder: Path, world_size: int, target: Path, report: bool = False
+) -> Counter[str]:
     """The tasks' verdict files joined in rank order (the order of the records) into `target`;
-    returns the headline failure reasons counted, with "passed" for the rest."""
+    returns the headline failure reasons counted, with "passed" for the rest. With `report`,
+    each line in the shape of `archetypes check`'s verdicts file (see `report_line`)."""
     counts: Counter[str] = Counter()
     with _atomic(target) as out:
         for rank in range(world_size):
             with (folder / VERDICTS / f"{rank:05d}.jsonl").open(encoding="utf-8") as handle:
                 for line in handle:
-                    out.write(line)
-                    failures = json.loads(line)["failures"]
+                    verdict = json.loads(line)
+                    out.write(report_line(verdict) + "\n" if report else line)
+                    failures = verdict["failures"]
                     counts[failures[0]["reason"] if failures else "passed"] += 1
     return counts
+
+
+def report_line(verdict: dict[str, Any]) -> str:
+    """A task's verdict line as `archetypes check` with the judge off writes it in process
+    (RUN/checks/offline.jsonl): id, passed, failures, and the judge's verdict the record
+    carries (null when it has none). The screen's themes are left out, as that file leaves
+    them out (they are on the records)."""
+    line = {k: verdict[k] for k in ("id", "passed", "failures")}
+    return json.dumps({**line, "judge": verdict.get("judge")}, ensure_ascii=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,13 +274,14 @@ def check_corpus(
     relax: frozenset[str] = frozenset(),
 ) -> Counter[str]:
     """The per-document gates over a run's records; one verdict line per record, in the order
-    of records.jsonl, written to `target`. Returns the headline reasons counted."""
+    of records.jsonl and the shape of `archetypes check`'s verdicts file (`report_line`),
+    written to `target`. Returns the headline reasons counted."""
     steps: list[PipelineStep] = [
         reader(run_dir),
-        CheckStep(work, spec_paths(run_dir, specs), relax),
+        CheckStep(work, [p.resolve() for p in spec_paths(run_dir, specs)], relax),
     ]
     tasks = run_steps(steps, work, options)
-    return join_verdicts(work, tasks, target)
+    return join_verdicts(work, tasks, target, report=True)
 
 
 def corpus_stats(

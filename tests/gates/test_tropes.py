@@ -16,7 +16,6 @@ from generator.gates.tropes import (
     REASON,
     TropeGate,
     find_tropes,
-    needles,
     spec_terms,
 )
 from generator.prompts import LANGUAGE_NAMES
@@ -221,12 +220,3 @@ def test_the_gate_fails_with_reason_trope_and_names_what_it_found() -> None:
     assert '"Skynet"' in outcome.failures[0].detail
     clean = record_for("Hal the baker asked the tutor about fractions.", archetype)
     assert asyncio.run(TropeGate().review(clean, GateContext(archetype))).passed
-
-
-def test_needles_are_read_off_the_pattern() -> None:
-    assert needles(r"\bskynet\b") == frozenset({"skynet"})
-    assert needles(r"(?:ki|roboter)[\s-]?(?:aufstand|revolte)") == frozenset(
-        {"aufstand", "revolte"}
-    )
-    assert needles(r"T-(?:800|1000)") == frozenset({"800", "1000"})  # the longer guarantee
-    assert needles(r"\w+") is None  # nothing required: always tried
