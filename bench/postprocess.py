@@ -30,6 +30,7 @@ from typing import Any
 from bench._common import ARCHETYPES, PYTHON, REPO, run_child, save, tool_env
 
 FIXTURE = REPO / "tests" / "data" / "run_fixture"
+PLANTED = "planted.jsonl"  # beside records.jsonl: each planted copy's index, its source's, kind
 BAD = [
     "Dear [Name],\n\nThank you for your letter.",
     "Here is a short story about an AI assistant who helps a student.\n\n",
@@ -51,13 +52,16 @@ def make_run(n: int, out: Path, seed: int = 0) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     kinds = {"plain": 0, "exact-duplicate": 0, "near-duplicate": 0, "bad": 0}
     texts: list[str] = []
-    with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
+    sources: list[int] = []  # the index of the record each pooled text came from
+    planted = (out / PLANTED).open("w", encoding="utf-8")
+    with (out / "records.jsonl").open("w", encoding="utf-8") as handle, planted:
         for index in range(n):
             roll = rng.random()
+            source = rng.randrange(len(texts)) if roll < 0.04 and texts else -1  # = rng.choice
             if roll < 0.02 and texts:
-                text, kind = rng.choice(texts), "exact-duplicate"
+                text, kind = texts[source], "exact-duplicate"
             elif roll < 0.04 and texts:
-                words = rng.choice(texts).split(" ")
+                words = texts[source].split(" ")
                 for _ in range(max(len(words) // 40, 1)):  # ~2.5% of words changed
                     words[rng.randrange(len(words))] = rng.choice(["maybe", "quietly", "north"])
                 text, kind = " ".join(words), "near-duplicate"
@@ -70,7 +74,11 @@ def make_run(n: int, out: Path, seed: int = 0) -> dict[str, int]:
                 kind = "plain"
                 if len(texts) < 5000:
                     texts.append(text)
+                    sources.append(index)
             kinds[kind] += 1
+            if source >= 0:
+                planted.write(json.dumps({"index": index, "source": sources[source], "kind": kind}))
+                planted.write("\n")
             record = copy.deepcopy(template)
             record.update(
                 id=f"{rng.getrandbits(64):016x}",

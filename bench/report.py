@@ -112,6 +112,27 @@ def postprocess(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def scale(r: dict[str, Any]) -> list[str]:
+    from bench.scale import table
+
+    return table(r).splitlines()
+
+
+def agreement(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "| `merge --executor` | wall s | CPU s | peak RSS MiB (tree) | kept | planted caught "
+        "| source named |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in ("in-process", "local"):
+        m = r[name]
+        lines.append(
+            f"| {name} | {m['wall_s']} | {m['cpu_s']} | {m['peak_rss_mib']} | {m['kept']:,} "
+            f"| {m['planted_caught']:.2%} | {m['planted_source_named']:.2%} |"
+        )
+    return [*lines, "", f"Keep sets differ by {r['keep_set_difference']:.3%}."]
+
+
 def main() -> None:
     sections = [
         (
@@ -128,6 +149,8 @@ def main() -> None:
         ),
         ("shared_ideas", "Several ideas per call", shared_ideas),
         ("postprocess", "Post-processing at scale", postprocess),
+        ("scale-1000000", "Corpus-scale post-processing, 1M documents", scale),
+        ("dedup-agreement-100000", "Corpus-wide dedup against the in-run gate", agreement),
     ]
     machine = None
     out: list[str] = []

@@ -14,6 +14,8 @@ $PY -m bench.local_engine --parallel 1
 $PY -m bench.local_engine --parallel 4 --samples-per-request 4
 $PY -m bench.shared_ideas
 $PY -m bench.postprocess
+$PY -m bench.dedup_agreement --n 100000
+$PY -m bench.scale --n 100000 --paths inprocess datatrove   # --n 1000000: about 1.5 hours more
 $PY -m bench.demo
 $PY -m bench.embedded_models
 $PY -m bench.report

@@ -7,8 +7,9 @@ child process of its own, on each path:
   path        what runs
   baseline    the code before issue 17 (a `git archive` export given with --baseline), in one
               process: heuristics (gates.heuristics.check only), dedup (DedupIndex), build
-  inprocess   this code in one process: checks (the per-document gates: tropes, truncation,
-              heuristics, screen), stats (CorpusStats, every figure), build (dataset.build)
+  inprocess   this code in one process: dedup (the in-run gate's DedupIndex over the corpus),
+              checks (the per-document gates: tropes, truncation, heuristics, screen), stats
+              (CorpusStats, every figure), build (dataset.build)
   datatrove   this code on datatrove's local executor with --workers processes: dedup
               (generator/scale/dedup.py on a hard-linked copy of the run), checks, stats, build
 
@@ -40,7 +41,7 @@ from bench._common import PYTHON, REPO, save, tool_env
 
 PHASES = {
     "baseline": ("heuristics", "dedup", "build"),
-    "inprocess": ("checks", "stats", "build"),
+    "inprocess": ("dedup", "checks", "stats", "build"),
     "datatrove": ("dedup", "checks", "stats", "build"),
 }
 SAMPLE_SECONDS = 0.25
@@ -162,6 +163,10 @@ def _in_process(kind: str, run: Path) -> dict[str, Any]:
 
     if kind == "build":
         return {"rows": dataset.build(run).rows}
+    if kind == "dedup":  # the in-run gate's index over the whole corpus, as merge's old loop
+        from bench.postprocess import phase
+
+        return dict(phase("dedup", run)["failures"])
     if kind == "stats":
         stats = CorpusStats()
         for record in read_run(run).records():
@@ -228,21 +233,26 @@ def make_parallel(n: int, out: Path, jobs: int) -> dict[str, int]:
     one records.jsonl in order with `index` renumbered."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from bench.postprocess import make_run
+    from bench.postprocess import PLANTED, make_run
 
     shares = [n // jobs + (1 if k < n % jobs else 0) for k in range(jobs)]
     parts = [out / f"part-{k}" for k in range(jobs)]
     with ProcessPoolExecutor(jobs) as pool:
         kinds = list(pool.map(make_run, shares, parts, range(jobs)))
     index = 0
-    with (out / "records.jsonl").open("w", encoding="utf-8") as handle:
+    records = (out / "records.jsonl").open("w", encoding="utf-8")
+    with records, (out / PLANTED).open("w", encoding="utf-8") as planted:
         for part in parts:
+            for line in (part / PLANTED).open(encoding="utf-8"):
+                row = json.loads(line)
+                row.update(index=row["index"] + index, source=row["source"] + index)
+                planted.write(json.dumps(row) + "\n")
             with (part / "records.jsonl").open(encoding="utf-8") as lines:
                 for line in lines:
                     record = json.loads(line)
                     record["index"] = index
                     index += 1
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    records.write(json.dumps(record, ensure_ascii=False) + "\n")
     manifest = json.loads((parts[0] / "manifest.json").read_text())
     manifest["counts"].update(accepted=n, target=n)
     manifest["n"] = n
