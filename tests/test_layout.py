@@ -25,7 +25,6 @@ EXEMPT = {
     "__main__.py": "one call to the CLI group; tests/test_cli.py runs `python -m generator`",
     "card/__init__.py": "re-exports card.render",
     "scale/__init__.py": "the package docstring only",
-    "cli/options.py": "shared click option declarations, exercised by every command's test",
     "cli/providers.py": "option-to-config glue, exercised by the generate and check tests",
     "progress.py": "the progress line on a terminal, exercised by the run tests",
     # Its numbers are asserted exactly through `archetypes calibrate` in tests/test_calibrate.py.
