@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from generator import estimate, spec
-from generator.cli.options import paths_argument, positive, samples_option, spec_paths
+from generator.cli.options import (
+    paths_argument,
+    positive,
+    prices_option,
+    samples_option,
+    spec_paths,
+)
 from generator.errors import UserError
 from generator.plan import Task, coverage, default_count, plan
 from generator.prompts import BriefStyle, character_brief, judge_rubric
@@ -126,12 +132,7 @@ def list_archetypes(directory: Path | None) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--provider", default="local", show_default=True, help="For the cost estimate.")
 @click.option("--model", default=None, help="For the cost estimate (default: the provider's).")
-@click.option(
-    "--prices",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="YAML price table overriding the shipped one.",
-)
+@prices_option
 @click.option("--json", "as_json", is_flag=True, help="Print the tasks as JSON lines.")
 @click.option("--batch", "use_batch", is_flag=True, help="Estimate at the provider's batch price.")
 @samples_option

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from generator.cli.options import prices_option
+
 
 @click.group()
 def batch() -> None:
@@ -45,7 +47,7 @@ def batch_status(run_dir: Path) -> None:
 
 @batch.command(name="collect")
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@prices_option
 def batch_collect(run_dir: Path, prices: Path | None) -> None:
     """Download the results of every finished batch into the run's cache."""
     import asyncio

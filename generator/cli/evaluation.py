@@ -8,7 +8,15 @@ import click
 
 from generator.backends.base import BackendConfig
 from generator.cli.exits import EXIT_SHORT
-from generator.cli.options import judge_options, model_options, positive, spec_paths
+from generator.cli.options import (
+    budget_option,
+    judge_options,
+    model_options,
+    positive,
+    prices_option,
+    spec_paths,
+    timeout_option,
+)
 from generator.cli.providers import JudgeFlags, ModelFlags
 from generator.resources import probe_library_dir
 
@@ -64,14 +72,9 @@ from generator.resources import probe_library_dir
     help="Longest answer to an open item.",
 )
 @click.option("--concurrency", type=int, default=8, show_default=True, callback=positive)
-@click.option(
-    "--budget",
-    type=float,
-    default=None,
-    help="Stop asking before spending more than this many USD (estimated from prices).",
-)
-@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--timeout", type=float, default=600.0, show_default=True)
+@budget_option
+@prices_option
+@timeout_option
 def eval_command(
     probes: tuple[Path, ...],
     out: Path,
@@ -95,8 +98,6 @@ def eval_command(
     from generator.evaluate import EvalOptions, evaluate
     from generator.report.eval_page import summary_lines
 
-    if budget is not None and budget <= 0:
-        raise click.BadParameter("must be more than 0", param_hint="--budget")
     if judge.escalate_model or judge.escalate_provider or judge.escalate_base_url:
         raise click.BadParameter(
             "eval reads each open answer once; drop the --judge-escalate-* options",

@@ -12,13 +12,16 @@ import click
 from generator import spec
 from generator.cli.exits import EXIT_INTERRUPTED, EXIT_SHORT, EXIT_USER_ERROR
 from generator.cli.options import (
+    budget_option,
     judge_options,
     model_options,
     paths_argument,
     positive,
+    prices_option,
     relax_option,
     samples_option,
     spec_paths,
+    timeout_option,
 )
 from generator.cli.providers import JudgeFlags, ModelFlags
 from generator.cli.scale import IN_PROCESS, echo_pending, executor_options, options_from
@@ -97,25 +100,9 @@ def _resolve_shard(flag: str | None, count: int | None) -> tuple[int, int] | Non
     help="Requests in flight at once.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--budget",
-    type=float,
-    default=None,
-    help="Stop before spending more than this many USD (estimated from prices and usage).",
-)
-@click.option(
-    "--prices",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="YAML price table overriding the shipped one.",
-)
-@click.option(
-    "--timeout",
-    type=float,
-    default=600.0,
-    show_default=True,
-    help="Seconds before one request is abandoned and retried.",
-)
+@budget_option
+@prices_option
+@timeout_option
 @click.option(
     "--max-attempts",
     type=int,
@@ -185,8 +172,6 @@ def generate(
     from generator.run import RunOptions, run
 
     # Every flag is checked before any spec, model or run directory is opened.
-    if budget is not None and budget <= 0:
-        raise click.BadParameter("must be more than 0", param_hint="--budget")
     writer = model.config(timeout)
     judge_backend = judge.judge(writer, timeout)
     escalate = judge.escalate(judge_backend or writer, timeout)

@@ -45,6 +45,37 @@ samples_option = click.option(
     "nearly repeats an earlier one of its call is asked for again on its own.",
 )
 
+
+def _above_zero(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Click callback: refuse amounts of 0 or less."""
+    if value is not None and value <= 0:
+        raise click.BadParameter("must be more than 0")
+    return value
+
+
+budget_option = click.option(
+    "--budget",
+    type=float,
+    default=None,
+    callback=_above_zero,
+    help="Stop before spending more than this many USD (estimated from prices and usage).",
+)
+
+prices_option = click.option(
+    "--prices",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="YAML price table overriding the shipped one.",
+)
+
+timeout_option = click.option(
+    "--timeout",
+    type=float,
+    default=600.0,
+    show_default=True,
+    help="Seconds before one request is abandoned and retried.",
+)
+
 relax_option = click.option(
     "--relax",
     "relax",

@@ -9,7 +9,15 @@ import click
 
 from generator import spec
 from generator.cli.exits import EXIT_SHORT
-from generator.cli.options import model_options, paths_argument, positive, spec_paths
+from generator.cli.options import (
+    budget_option,
+    model_options,
+    paths_argument,
+    positive,
+    prices_option,
+    spec_paths,
+    timeout_option,
+)
 from generator.cli.providers import ModelFlags
 
 
@@ -41,22 +49,9 @@ from generator.cli.providers import ModelFlags
     help="Traits written at once.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--budget", type=float, default=None, help="Stop before spending more than this many USD."
-)
-@click.option(
-    "--prices",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="YAML price table overriding the shipped one.",
-)
-@click.option(
-    "--timeout",
-    type=float,
-    default=600.0,
-    show_default=True,
-    help="Seconds before one request is abandoned and retried.",
-)
+@budget_option
+@prices_option
+@timeout_option
 @click.option(
     "--max-reasks",
     type=click.IntRange(0, 10),
@@ -79,8 +74,6 @@ def probes_command(
     """Write held-out probe items (choice and open) for each trait of each archetype."""
     from generator.probe_writer import ProbeJob, write_probe_set
 
-    if budget is not None and budget <= 0:
-        raise click.BadParameter("must be more than 0", param_hint="--budget")
     job = ProbeJob(
         out=out,
         per_trait=per_trait,

@@ -10,7 +10,13 @@ import click
 from click.core import ParameterSource
 
 from generator.backends.base import BackendConfig
-from generator.cli.options import judge_options, positive, relax_option
+from generator.cli.options import (
+    judge_options,
+    positive,
+    prices_option,
+    relax_option,
+    timeout_option,
+)
 from generator.cli.providers import JudgeFlags, choose_provider
 from generator.cli.scale import IN_PROCESS, executor_options, options_from
 from generator.errors import UserError
@@ -37,8 +43,8 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Move documents that now fail to rejects.jsonl (default: only report).",
 )
-@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--timeout", type=float, default=600.0, show_default=True)
+@prices_option
+@timeout_option
 @executor_options(extra=(IN_PROCESS,), default=IN_PROCESS)
 def check(
     run_dir: Path,
@@ -166,8 +172,8 @@ def _judge_passes_lines(passes: dict[str, Any]) -> list[str]:
     help="Also write the report as JSON; RUN/calibration.json puts it on the run's dataset card.",
 )
 @click.option("--concurrency", type=int, default=8, show_default=True, callback=positive)
-@click.option("--prices", type=click.Path(path_type=Path, dir_okay=False), default=None)
-@click.option("--timeout", type=float, default=600.0, show_default=True)
+@prices_option
+@timeout_option
 def calibrate(
     labels: Path,
     specs: tuple[Path, ...],

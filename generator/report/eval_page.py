@@ -30,7 +30,7 @@ from generator.eval_report import (
     read_report,
     write_whole,
 )
-from generator.report.render import paragraphs
+from generator.report.render import html_environment
 from generator.resources import templates_dir
 from generator.rundir import EVAL_PAGE, RunDir
 
@@ -116,19 +116,7 @@ def _samples(
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["num"] = _num
-    env.filters["at"] = _at
-    env.filters["width"] = _width
-    env.filters["paragraphs"] = paragraphs
-    return env
+    return html_environment(num=_num, at=_at, width=_width)
 
 
 def render_eval_page(report: EvalReport, answers: Sequence[AnswerLine] = ()) -> str:

@@ -44,7 +44,9 @@ def _signed(value: int | None) -> str:
     return f"+{value}" if value > 0 else str(value)
 
 
-def _environment() -> jinja2.Environment:
+def html_environment(**filters: Any) -> jinja2.Environment:
+    """The Jinja environment of the report's pages (the run's and the eval's): the shipped
+    templates, HTML escaping, `paragraphs`, and the page's own `filters`."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir()),
         undefined=jinja2.StrictUndefined,
@@ -53,11 +55,12 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["paragraphs"] = paragraphs
-    env.filters["fmt"] = _fmt
-    env.filters["signed"] = _signed
-    env.filters["label"] = lambda text: text.replace("_", " ")
+    env.filters.update(paragraphs=paragraphs, **filters)
     return env
+
+
+def _environment() -> jinja2.Environment:
+    return html_environment(fmt=_fmt, signed=_signed, label=lambda text: text.replace("_", " "))
 
 
 def render(page: Page) -> str:
